@@ -1,0 +1,90 @@
+"""Room snapshots as JSON files in state_dir: atomic, fsynced, 0600 in a 0700 directory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from relaxd.ports import SnapshotData
+
+log = logging.getLogger(__name__)
+_SUFFIX = ".snapshot.json"
+
+
+class FileSnapshotStore:
+    """One `<room>.snapshot.json` per room with a session (or an unfinished restore)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.dir = self.state_dir / "snapshots"
+
+    def _ensure_dir(self) -> None:
+        for directory in (self.state_dir, self.dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+
+    def _path(self, room: str) -> Path:
+        return self.dir / f"{room}{_SUFFIX}"
+
+    def save(self, room: str, data: SnapshotData) -> None:
+        self._ensure_dir()
+        body = json.dumps({"format": 1, "room": room, "data": data}, sort_keys=True).encode()
+        fd, tmp = tempfile.mkstemp(prefix=f".{room}.", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._path(room))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.dir)
+
+    def load(self, room: str) -> SnapshotData | None:
+        path = self._path(room)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            doc: Any = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("format") != 1 or doc.get("room") != room:
+                raise ValueError("not a relaxd snapshot")
+            data = doc["data"]
+            if not isinstance(data, dict):
+                raise ValueError("snapshot data is not an object")
+        except (ValueError, KeyError) as exc:
+            # os.replace makes a torn write impossible; a damaged file is kept aside, not trusted.
+            aside = path.with_suffix(".corrupt")
+            log.error("snapshot of room %s is unreadable (%s); moved to %s", room, exc, aside)
+            with contextlib.suppress(OSError):
+                os.replace(path, aside)
+            return None
+        return data
+
+    def delete(self, room: str) -> None:
+        try:
+            self._path(room).unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(self.dir)
+
+    def rooms(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.name[: -len(_SUFFIX)] for p in self.dir.glob(f"*{_SUFFIX}"))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,152 @@
+"""Loading the config file: YAML, env overrides, cross-references, one readable line per problem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr, ValidationError
+
+from relaxd.config import ROOM_ID_RE, ScheduleConfig, Settings, TriggerConfig
+from relaxd.routines import Routine, builtin_routines
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false, so `on: sun` in a schedule stays the key "on"."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML with 1.2 booleans (used for the config file and the README's examples)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `problems` holds one human line each (never a secret)."""
+
+    def __init__(self, path: Path | None, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        where = str(path) if path is not None else "config"
+        self.lines = [f"{where}: {p}" for p in problems]
+        super().__init__("\n".join(self.lines))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found (give -c FILE or set RELAXD_CONFIG)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read: {exc.__class__.__name__}: {exc}"]) from None
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        # Only the position and the problem: the offending line might hold a password.
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(path, [f"{where}YAML syntax error: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["the top level must be a mapping of keys (timezone, mqtt, rooms, ...)"])
+    return data
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    # pydantic adds the tag of a union member (e.g. "str", "dict[str,any]") to the location.
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "bool"}))]
+    return ".".join(parts) or "(top level)"
+
+
+def _validation_lines(exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        line = f"{_dotted(err['loc'])}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _reference_problems(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    routines = all_routines(settings)
+    for room_id, room in settings.rooms.items():
+        if not ROOM_ID_RE.match(room_id):
+            problems.append(f"rooms.{room_id}: room ids are 1-32 lowercase letters, digits or _")
+        if room.routine not in routines:
+            problems.append(f"rooms.{room_id}.routine: unknown routine {room.routine!r}")
+        if room.lights is not None and settings.hue is None:
+            problems.append(f"rooms.{room_id}.lights: the room has lights but there is no hue section")
+    refs: list[tuple[str, int, TriggerConfig | ScheduleConfig]] = [
+        *(("triggers", i, t) for i, t in enumerate(settings.triggers)),
+        *(("schedules", i, sc) for i, sc in enumerate(settings.schedules)),
+    ]
+    for kind, i, item in refs:
+        if item.room not in settings.rooms:
+            problems.append(f"{kind}.{i}.room: unknown room {item.room!r}")
+        if item.routine is not None and item.routine not in routines:
+            problems.append(f"{kind}.{i}.routine: unknown routine {item.routine!r}")
+    return problems
+
+
+def all_routines(settings: Settings) -> dict[str, Routine]:
+    """Built-in routines overlaid with the config's own (a config routine may replace a built-in)."""
+    return {**builtin_routines(), **settings.routines}
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, override from RELAXD_ environment, validate; raises ConfigError listing every problem."""
+    data = _read_yaml(path)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(path, _validation_lines(exc)) from None
+    problems = _reference_problems(settings)
+    if problems:
+        raise ConfigError(path, problems)
+    return settings
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def resolved_yaml(settings: Settings) -> str:
+    """The resolved config as YAML with every secret masked (`relaxd check-config`)."""
+    data = settings.model_dump(mode="python", exclude_none=True)
+    data = _masked(data)
+    text: str = yaml.safe_dump(_jsonable(data), sort_keys=False, allow_unicode=True)
+    return text
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

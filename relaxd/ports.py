@@ -1,0 +1,148 @@
+"""Port interfaces between the core and the device, bus, clock and storage adapters."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+# JSON-able data as the adapters capture it; persisted in the room snapshot file.
+SnapshotData = dict[str, Any]
+
+
+class DeviceError(Exception):
+    """One error type for every device failure (library exception, bridge error, timeout)."""
+
+    def __init__(self, device: str, message: str, *, code: int | None = None) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
+        self.message = message
+        self.code = code  # Hue error type, UPnP errorCode or HTTP status where known
+
+
+@dataclass(frozen=True)
+class LightScene:
+    """What a phase asks of a room's lights; the adapter fits it to each light's capabilities."""
+
+    bri_254: int
+    ct_mired: int | None = None
+    xy: tuple[float, float] | None = None
+    transition_s: float = 0.4
+
+
+@dataclass(frozen=True)
+class MusicSource:
+    """The room's music: exactly one of a Sonos favorite title, a URI, a Sonos playlist title."""
+
+    favorite: str | None = None
+    uri: str | None = None
+    playlist: str | None = None
+
+
+@dataclass
+class RestoreReport:
+    """What a device restore did. Errors that should make restore be retried raise DeviceError instead."""
+
+    restored: list[str] = field(default_factory=list)
+    # Left as the user set them during the session (do not fight the user).
+    left_alone: list[str] = field(default_factory=list)
+    # Could not be brought back by anyone (e.g. a Spotify Connect cloud queue); with a reason each.
+    unrestorable: dict[str, str] = field(default_factory=dict)
+
+
+class Lights(Protocol):
+    """A room's lights. Every method raises DeviceError on any failure."""
+
+    def snapshot(self) -> SnapshotData:
+        """Capture every light of the room, per light, as JSON-able data."""
+        ...
+
+    def apply(self, scene: LightScene) -> None:
+        """Set the room's lights to scene, leaving alone lights the user changed during the session."""
+        ...
+
+    def restore(self, snapshot: SnapshotData) -> RestoreReport:
+        """Bring every light back to snapshot (a value snapshot() returned, maybe in another process)."""
+        ...
+
+    def check(self) -> None:
+        """Cheap reachability probe; raises DeviceError when the bridge cannot be reached."""
+        ...
+
+
+class Speaker(Protocol):
+    """A room's speaker (the group coordinator when grouped). Every method raises DeviceError."""
+
+    def snapshot(self) -> SnapshotData:
+        """Capture source, queue and position, volume, mute and play state as JSON-able data."""
+        ...
+
+    def start_music(self, source: MusicSource, volume: int, ramp_s: float) -> None:
+        """Play source, bringing the volume up to volume over ramp_s (never a jump up)."""
+        ...
+
+    def set_volume(self, volume: int, ramp_s: float) -> None:
+        """Ramp to volume, unless the user changed the volume by hand during the session."""
+        ...
+
+    def restore(self, snapshot: SnapshotData, fade_s: float) -> RestoreReport:
+        """Bring the speaker back to snapshot, fading the volume in over fade_s."""
+        ...
+
+    def check(self) -> None:
+        """Cheap reachability probe; raises DeviceError when the speaker cannot be reached."""
+        ...
+
+
+class EventBus(Protocol):
+    """Where a room's state and events go (MQTT in production)."""
+
+    def publish_state(self, room: str, state: dict[str, Any], phase: str) -> None:
+        """Publish the retained room state (JSON object) and the retained plain phase name."""
+        ...
+
+    def publish_event(self, room: str, event: dict[str, Any]) -> None:
+        """Publish one non-retained event (JSON object)."""
+        ...
+
+
+class Clock(Protocol):
+    """Time for the core. speed > 1 runs routines faster (demo, benchmarks)."""
+
+    speed: float
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale (scaled by speed)."""
+        ...
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC (scaled by speed from the clock's start)."""
+        ...
+
+    def wait(self, event: threading.Event, timeout_s: float | None) -> bool:
+        """Wait for event or timeout_s clock seconds; True when the event was set."""
+        ...
+
+
+class SnapshotStore(Protocol):
+    """Persistent room snapshots: written atomically before the first change, removed after restore."""
+
+    def save(self, room: str, data: SnapshotData) -> None:
+        """Write atomically and durably (fsync); raises OSError when that is impossible."""
+        ...
+
+    def load(self, room: str) -> SnapshotData | None:
+        """The room's snapshot, or None when there is none (or it is unreadable: see the log)."""
+        ...
+
+    def delete(self, room: str) -> None:
+        """Remove the room's snapshot (after a successful restore)."""
+        ...
+
+    def rooms(self) -> list[str]:
+        """Rooms that have a snapshot on disk (leftovers after a crash)."""
+        ...
+
+
+DeviceKind = Literal["lights", "speaker"]

@@ -1,0 +1,64 @@
+"""Every MQTT topic name relaxd uses, built in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under a base topic (default `relaxd`) and a Home Assistant discovery prefix."""
+
+    base: str = "relaxd"
+    discovery_prefix: str | None = "homeassistant"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    def state(self, room: str) -> str:
+        return f"{self.base}/{room}/state"
+
+    def phase(self, room: str) -> str:
+        return f"{self.base}/{room}/phase"
+
+    def event(self, room: str) -> str:
+        return f"{self.base}/{room}/event"
+
+    def set(self, room: str) -> str:
+        return f"{self.base}/{room}/set"
+
+    @property
+    def set_wildcard(self) -> str:
+        return f"{self.base}/+/set"
+
+    def request(self, verb: str) -> str:
+        return f"{self.base}/request/{verb}"
+
+    @property
+    def request_wildcard(self) -> str:
+        return f"{self.base}/request/#"
+
+    def response(self, verb: str) -> str:
+        return f"{self.base}/response/{verb}"
+
+    def room_of_set(self, topic: str) -> str | None:
+        """The room id of a `<base>/<room>/set` topic, else None."""
+        prefix, suffix = f"{self.base}/", "/set"
+        if topic.startswith(prefix) and topic.endswith(suffix):
+            room = topic[len(prefix) : -len(suffix)]
+            return room if room and "/" not in room else None
+        return None
+
+    def verb_of_request(self, topic: str) -> str | None:
+        prefix = f"{self.base}/request/"
+        return topic[len(prefix) :] if topic.startswith(prefix) and len(topic) > len(prefix) else None
+
+    @property
+    def ha_status(self) -> str | None:
+        return f"{self.discovery_prefix}/status" if self.discovery_prefix else None
+
+    def ha_config(self, component: str, room: str, object_id: str) -> str | None:
+        if not self.discovery_prefix:
+            return None
+        return f"{self.discovery_prefix}/{component}/relaxd_{room}/{object_id}/config"

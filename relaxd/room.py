@@ -128,11 +128,11 @@ class Room:
     def apply(self, phase: Phase) -> None:
         """Set the phase's scene on every snapshotted device; failures mark the device offline."""
         self._phase = phase
-        self._needs_apply = {n for n in self._pending if self.online.get(n, False)}
+        self._needs_apply = set(self._pending)
         self._apply_pending()
 
     def _apply_pending(self) -> None:
-        names = sorted(self._needs_apply)
+        names = sorted(n for n in self._needs_apply if self.online[n])
         results = self._each(names, self._apply_one)
         for name, result in results.items():
             error = result if isinstance(result, DeviceError) else None

@@ -249,9 +249,10 @@ class RoomEngine:
 
     def _restore(self) -> None:
         self.state = "restoring"
+        self._next_retry = None  # restore retries have their own backoff
         self._publish_state()
-        outcome = self.room.restore()
         base = self._session_fields() if self.session else {"session_id": self.room.session_id}
+        outcome = self.room.restore()
         if outcome.ok:
             self._emit("room_restored", {**base, "details": outcome.details})
             self.session = None
@@ -290,7 +291,7 @@ class RoomEngine:
     def _device_event(self, name: str, fields: dict[str, Any]) -> None:
         self._emit(name, {**self._session_fields(), **fields} if self.session else fields)
         self._publish_state()
-        if name == "device_unavailable" and self.session is not None and self._next_retry is None:
+        if name == "device_unavailable" and self.state in ("running", "paused") and self._next_retry is None:
             self._next_retry = self.clock.monotonic() + self.retry_every_s
 
     # --- payloads -----------------------------------------------------------------------------

@@ -28,6 +28,10 @@ class Topics:
     def set(self, room: str) -> str:
         return f"{self.base}/{room}/set"
 
+    def routine_set(self, room: str) -> str:
+        """Home Assistant's routine select writes the routine for the next start here."""
+        return f"{self.base}/{room}/routine/set"
+
     @property
     def set_wildcard(self) -> str:
         return f"{self.base}/+/set"
@@ -49,6 +53,17 @@ class Topics:
             room = topic[len(prefix) : -len(suffix)]
             return room if room and "/" not in room else None
         return None
+
+    def room_of_routine_set(self, topic: str) -> str | None:
+        prefix, suffix = f"{self.base}/", "/routine/set"
+        if topic.startswith(prefix) and topic.endswith(suffix):
+            room = topic[len(prefix) : -len(suffix)]
+            return room if room and "/" not in room else None
+        return None
+
+    @property
+    def routine_set_wildcard(self) -> str:
+        return f"{self.base}/+/routine/set"
 
     def verb_of_request(self, topic: str) -> str | None:
         prefix = f"{self.base}/request/"

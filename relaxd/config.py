@@ -183,7 +183,9 @@ class ScheduleConfig(Strict):
         if self.on is None:
             return []
         days = [self.on] if isinstance(self.on, str) else self.on
-        return [d.strip().lower()[:3] if len(d.strip()) > 3 else d.strip().lower() for d in days]
+        full = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
+                "saturday": "sat", "sunday": "sun"}
+        return [full.get(d.strip().lower(), d.strip().lower()) for d in days]
 
 
 class Settings(BaseSettings):

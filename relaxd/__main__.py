@@ -1,0 +1,9 @@
+"""`python -m relaxd` is the `relaxd` command."""
+
+from __future__ import annotations
+
+import sys
+
+from relaxd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,157 @@
+"""The `relaxd` command line: run, demo, check-config, start/stop/status, hue pair, routines, sim."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from relaxd import __version__
+from relaxd.config import Settings, config_path
+from relaxd.configfile import ConfigError, all_routines, load_settings, resolved_yaml
+from relaxd.routines import builtin_routines, describe
+
+EX_OK, EX_FAILURE, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
+log = logging.getLogger("relaxd")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # phue logs the bridge username at INFO: never let that through.
+    logging.getLogger("phue").setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    return load_settings(config_path(getattr(args, "config", None)))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    print(f"# {config_path(args.config)}: OK", file=sys.stderr)
+    print(resolved_yaml(settings), end="")
+    return EX_OK
+
+
+def cmd_routines(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    routines = builtin_routines()
+    if args.config or path.exists():
+        routines = all_routines(load_settings(path))
+    print(describe(routines), end="")
+    return EX_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    setup_logging(settings.log_level)
+    from relaxd.daemon import Daemon
+
+    daemon = Daemon(settings)
+    daemon.install_signal_handlers()
+    return daemon.run()
+
+
+def cmd_hue_pair(args: argparse.Namespace) -> int:
+    from relaxd.adapters.hue import pair
+    from relaxd.ports import DeviceError
+
+    https: str | bool = "auto" if args.https == "auto" else args.https == "true"
+    print(f"Press the link button on the Hue bridge at {args.host} now (waiting {args.wait:g} s)...")
+
+    def tick(left_s: float) -> None:
+        if sys.stdout.isatty():
+            print(f"\r  {left_s:4.0f} s left ", end="", flush=True)
+
+    try:
+        username = pair(args.host, https=https, wait_s=args.wait, on_tick=tick)
+    except DeviceError as exc:
+        print(f"\nrelaxd: pairing failed: {exc.message}", file=sys.stderr)
+        return EX_FAILURE
+    print("\nPaired. Put this in your config (it is a secret):")
+    print(f"hue:\n  host: {args.host}\n  username: \"{username}\"")
+    return EX_OK
+
+
+def cmd_remote(args: argparse.Namespace) -> int:
+    from relaxd.remote import run_remote
+
+    return run_remote(_load(args), args)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from relaxd.simrun import run_sim
+
+    return run_sim(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from relaxd.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relaxd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"relaxd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("-c", "--config", metavar="FILE",
+                       help="config file (default: $RELAXD_CONFIG, then /etc/relaxd/relaxd.yaml)")
+        return p
+
+    with_config(sub.add_parser("run", help="run the daemon in the foreground")).set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="a whole session on simulated devices, then the room restored")
+    demo.add_argument("--speed", type=float, default=60.0, help="how much faster than real time (default 60)")
+    demo.add_argument("--routine", default="classic", help="routine to run (default classic)")
+    demo.add_argument("--broker", metavar="HOST:PORT", help="use this MQTT broker instead of none")
+    demo.set_defaults(func=cmd_demo)
+    with_config(sub.add_parser("check-config", help="validate the config and print it resolved")
+                ).set_defaults(func=cmd_check_config)
+    for name, helptext in (("start", "start a session in ROOM"), ("stop", "stop the session in ROOM")):
+        p = with_config(sub.add_parser(name, help=helptext))
+        p.add_argument("room")
+        if name == "start":
+            p.add_argument("--routine", help="routine to run (default: the room's)")
+        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon")
+        p.set_defaults(func=cmd_remote)
+    status = with_config(sub.add_parser("status", help="show the state of every room, or of ROOM"))
+    status.add_argument("room", nargs="?")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon")
+    status.set_defaults(func=cmd_remote)
+    hue = sub.add_parser("hue", help="Hue bridge helpers")
+    hue_sub = hue.add_subparsers(dest="hue_command", required=True, metavar="COMMAND")
+    pair = hue_sub.add_parser("pair", help="pair with a bridge (press its link button)")
+    pair.add_argument("--host", required=True, help="bridge address, host or host:port")
+    pair.add_argument("--https", choices=("auto", "true", "false"), default="auto")
+    pair.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the button")
+    pair.set_defaults(func=cmd_hue_pair)
+    with_config(sub.add_parser("routines", help="list routines with phases and durations")
+                ).set_defaults(func=cmd_routines)
+    sim = sub.add_parser("sim", help="a simulated Hue bridge and Sonos speaker on 127.0.0.1")
+    sim.add_argument("--hue-port", type=int, default=8080)
+    sim.add_argument("--sonos-port", type=int, default=1400)
+    sim.add_argument("--lights", type=int, default=3)
+    sim.add_argument("--latency-ms", type=float, default=0.0)
+    sim.set_defaults(func=cmd_sim)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return EX_FAILURE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

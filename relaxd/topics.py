@@ -77,3 +77,8 @@ class Topics:
         if not self.discovery_prefix:
             return None
         return f"{self.discovery_prefix}/{component}/relaxd_{room}/{object_id}/config"
+
+    @property
+    def ha_config_wildcard(self) -> str | None:
+        """Every discovery config topic (`relaxd_+` is no valid filter): filter what arrives."""
+        return f"{self.discovery_prefix}/+/+/+/config" if self.discovery_prefix else None

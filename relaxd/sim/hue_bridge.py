@@ -1,0 +1,279 @@
+"""A simulated Hue bridge: a real HTTP server on 127.0.0.1 speaking the REST API v1 (phue works)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import secrets
+import ssl
+import threading
+import time
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from relaxd.sim.hue_api import HueApiState, Reply
+from relaxd.sim.hue_http import HttpServer, SlidingWindow
+from relaxd.sim.hue_model import (
+    COLOR_TEMPERATURE,
+    DIMMABLE,
+    EXTENDED_COLOR,
+    MODELS,
+    GroupType,
+    LightModel,
+    SimGroup,
+    SimLight,
+    error,
+)
+
+logger = logging.getLogger(__name__)
+
+LIGHT_COMMANDS_PER_S = 10
+GROUP_COMMANDS_PER_S = 1
+_FAULT_DESCRIPTIONS = {
+    1: "unauthorized user",
+    3: "resource, {address}, not available",
+    901: "Internal error, 404",
+}
+
+
+class LogEntry(NamedTuple):
+    """One request as the bridge received it (body: parsed JSON, raw text if invalid, None if empty)."""
+
+    at_s: float
+    method: str
+    path: str
+    body: Any
+
+
+class HandChange(NamedTuple):
+    """A change made "in the Hue app" through the inspection API."""
+
+    at_s: float
+    light_id: str
+    fields: dict[str, Any]
+
+
+class HueBridgeSim:
+    """A Hue bridge on 127.0.0.1 with a Python inspection API for tests, benchmarks and the demo."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        lights: int = 3,
+        latency_ms: float = 0,
+        username: str | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.latency_ms = latency_ms
+        # Real usernames are 40 hex characters.
+        self.username = username or secrets.token_hex(20)
+        self._http = HttpServer(self.host, port, self.handle, ssl_context)
+        self._lock = threading.RLock()
+        self._api = HueApiState(self.username)
+        self._light_window = SlidingWindow(LIGHT_COMMANDS_PER_S)
+        self._group_window = SlidingWindow(GROUP_COMMANDS_PER_S)
+        self._rate_limited = 0
+        self._log: list[LogEntry] = []
+        self._hand_log: list[HandChange] = []
+        self._faults: collections.deque[tuple[int, int]] = collections.deque()
+        for index in range(lights):
+            self._add_default_light(index)
+        if lights:
+            self.add_group("Massage Room", list(self._api.lights))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @classmethod
+    def demo_room(cls, port: int = 0, latency_ms: float = 0) -> HueBridgeSim:
+        """A room of three lights in different states and a Room group "Massage Room"."""
+        sim = cls(port=port, lights=0, latency_ms=latency_ms)
+        ceiling = sim.add_light(EXTENDED_COLOR, "Ceiling", on=True, bri=254, ct=181, colormode="ct")
+        lamp = sim.add_light(
+            EXTENDED_COLOR, "Floor lamp", on=True, bri=140, xy=[0.2182, 0.1352], colormode="xy"
+        )
+        bedside = sim.add_light(DIMMABLE, "Bedside lamp", on=False, bri=200)
+        sim.add_group("Massage Room", [ceiling, lamp, bedside])
+        return sim
+
+    def start(self) -> None:
+        """Bind (the same port again after stop(): state is kept) and serve in a background thread."""
+        self._http.start()
+        logger.debug("hue sim listening on %s", self.address)
+
+    def stop(self) -> None:
+        self._http.stop()
+
+    def __enter__(self) -> HueBridgeSim:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, raw_body: bytes) -> Reply:
+        """Answer one request: log, latency, injected faults, rate limits, then the v1 routes."""
+        arrived_s = time.monotonic()
+        path = urlsplit(raw_path).path
+        body: Any = None
+        body_ok = True
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                body, body_ok = raw_body.decode("utf-8", "replace"), False
+        with self._lock:
+            self._log.append(LogEntry(arrived_s, method, path, body))
+        if self.latency_ms > 0:
+            time.sleep(self.latency_ms / 1000)
+        parts = [p for p in path.split("/") if p]
+        with self._lock:
+            if self._faults:
+                return self._take_fault(parts)
+            if method == "PUT" and not self._admit(parts, arrived_s):
+                self._rate_limited += 1
+                return 429, b"Too Many Requests"
+            if not parts or parts[0] != "api":
+                return 404, b"Not Found"
+            if len(parts) == 1:
+                if not body_ok:
+                    return 200, [error(2, "/", "body contains invalid json")]
+                if method == "POST":
+                    return self._api.pair(body)
+                return 200, [error(4, "/", f"method, {method}, not available for resource, /")]
+            if not body_ok:
+                return 200, [error(2, "/" + "/".join(parts[2:]), "body contains invalid json")]
+            return self._api.route(method, parts[1], parts[2:], body if method != "GET" else None)
+
+    def _take_fault(self, parts: list[str]) -> Reply:
+        error_type, status = self._faults.popleft()
+        if status != 200:
+            return status, b"Service Unavailable"
+        address = "/" + "/".join(parts[2:])
+        description = _FAULT_DESCRIPTIONS.get(error_type, "simulated bridge error")
+        return 200, [error(error_type, address, description.format(address=address))]
+
+    def _admit(self, parts: list[str], now_s: float) -> bool:
+        """The newer-firmware rate limits, per kind of command."""
+        if len(parts) != 5 or parts[0] != "api":
+            return True
+        if parts[2] == "lights" and parts[4] == "state":
+            return self._light_window.admit(now_s)
+        if parts[2] == "groups" and parts[4] == "action":
+            return self._group_window.admit(now_s)
+        return True
+
+    # -- inspection and test API (Python only, not over HTTP) ---------------------------------
+
+    @property
+    def rate_limited_count(self) -> int:
+        """How many commands were refused with HTTP 429."""
+        with self._lock:
+            return self._rate_limited
+
+    def request_log(self) -> list[LogEntry]:
+        with self._lock:
+            return list(self._log)
+
+    def clear_request_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def hand_log(self) -> list[HandChange]:
+        with self._lock:
+            return list(self._hand_log)
+
+    def press_link_button(self, ago_s: float = 0.0) -> None:
+        """Press the link button now (or pretend it was pressed ago_s seconds ago)."""
+        with self._lock:
+            self._api.link_pressed_at = time.monotonic() - ago_s
+
+    def fail_next(self, count: int = 1, *, error_type: int = 901, http_status: int = 200) -> None:
+        """Answer the next count requests with a bridge error object, or a bare HTTP status."""
+        with self._lock:
+            self._faults.extend([(error_type, http_status)] * count)
+
+    def add_light(self, model: LightModel, name: str | None = None, **state: Any) -> str:
+        """Add a light with initial state fields (no validation); returns its id."""
+        with self._lock:
+            light_id = str(max((int(i) for i in self._api.lights), default=0) + 1)
+            light = SimLight.create(light_id, name or f"Light {light_id}", model, **state)
+            self._api.lights[light_id] = light
+            return light_id
+
+    def add_group(self, name: str, light_ids: list[str], type: GroupType = "Room") -> str:
+        with self._lock:
+            group_id = str(max((int(i) for i in self._api.groups), default=0) + 1)
+            self._api.groups[group_id] = SimGroup(group_id, name, [str(i) for i in light_ids], type=type)
+            return group_id
+
+    def group_names(self) -> list[str]:
+        with self._lock:
+            return [g.name for g in self._api.groups.values()]
+
+    def group_lights(self, name: str) -> list[str]:
+        with self._lock:
+            return next(list(g.light_ids) for g in self._api.groups.values() if g.name == name)
+
+    def group_json(self, group_id: int | str) -> dict[str, Any]:
+        with self._lock:
+            group = self._api.group(str(group_id))
+            if group is None:
+                raise KeyError(group_id)
+            return group.to_json(self._api.lights)
+
+    def light_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._api.lights)
+
+    def light_names(self) -> list[str]:
+        with self._lock:
+            return [light.name for light in self._api.lights.values()]
+
+    def light(self, light_id: int | str) -> dict[str, Any]:
+        """The light as GET /lights/<id> would return it."""
+        with self._lock:
+            return self._api.lights[str(light_id)].to_json()
+
+    def light_state(self, light_id: int | str) -> dict[str, Any]:
+        return dict(self.light(light_id)["state"])
+
+    def set_light_by_hand(self, light_id: int | str, **fields: Any) -> None:
+        """Change a light as the Hue app would (bridge rules, no rate limit); ValueError if refused."""
+        with self._lock:
+            light = self._api.lights[str(light_id)]
+            results = light.command(dict(fields), f"/lights/{light_id}/state")
+            errors = [r["error"]["description"] for r in results if "error" in r]
+            if errors:
+                raise ValueError("; ".join(errors))
+            self._hand_log.append(HandChange(time.monotonic(), str(light_id), dict(fields)))
+
+    def set_reachable(self, light_id: int | str, reachable: bool) -> None:
+        with self._lock:
+            self._api.lights[str(light_id)].state["reachable"] = reachable
+
+    def _add_default_light(self, index: int) -> None:
+        model = MODELS[index % len(MODELS)]
+        if model is EXTENDED_COLOR and (index // len(MODELS)) % 2:
+            self.add_light(model, on=True, bri=180, xy=[0.3227, 0.329], colormode="xy")
+        elif model is EXTENDED_COLOR:
+            self.add_light(model, on=True, bri=200, ct=233, colormode="ct")
+        elif model is COLOR_TEMPERATURE:
+            self.add_light(model, on=True, bri=150, ct=400)
+        else:
+            self.add_light(model, on=False, bri=254)

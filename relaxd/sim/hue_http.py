@@ -1,0 +1,108 @@
+"""The HTTP side of the simulated Hue bridge: a threaded server and a sliding-window rate limit."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# (method, path, raw body) -> (HTTP status, JSON payload or raw bytes)
+Handler = Callable[[str, str, bytes], tuple[int, Any]]
+
+
+class SlidingWindow:
+    """At most limit events in any window_s; refused events are not counted. Not thread-safe."""
+
+    def __init__(self, limit: int, window_s: float = 1.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+
+    def admit(self, now_s: float) -> bool:
+        while self._times and self._times[0] <= now_s - self.window_s:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now_s)
+        return True
+
+
+class HttpServer:
+    """A ThreadingHTTPServer on host:port in a background thread, restartable on the same port."""
+
+    def __init__(self, host: str, port: int, handler: Handler, ssl_context: ssl.SSLContext | None) -> None:
+        self.host = host
+        self.port = port
+        self._handler = handler
+        self._ssl_context = ssl_context
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        server = _Server((self.host, self.port), self._handler)
+        if self._ssl_context is not None:
+            server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True)
+        self.port = server.server_address[1]
+        self._server = server
+        # A short poll keeps stop() quick (shutdown waits for the loop to notice).
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="hue-sim", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() must not wait for handlers still sleeping out a simulated latency.
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], handler: Handler) -> None:
+        super().__init__(address, _RequestHandler)
+        self.handler = handler
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that timed out leave broken pipes behind; that is the point of latency tests.
+        logger.debug("hue sim: error while answering %s", client_address, exc_info=True)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "nginx"
+    sys_version = ""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        status, payload = self.server.handler(self.command, self.path, raw)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if status == 200 else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 429:
+            self.send_header("Retry-After", "1")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("hue sim: " + format, *args)

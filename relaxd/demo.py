@@ -22,7 +22,6 @@ from relaxd.sim.sonos_speaker import SonosSpeakerSim
 from relaxd.units import format_duration
 
 ROOM = "massage_room"
-LIGHT_FIELDS = ("on", "bri", "colormode", "ct", "xy")
 SPEAKER_FIELDS = ("uri", "track", "transport_state", "volume", "mute")
 POSITION_TOLERANCE_S = 5.0
 
@@ -42,11 +41,14 @@ class DemoBus:
 
 
 def _lights(hue: HueBridgeSim) -> dict[str, dict[str, Any]]:
+    """Per light: on, bri and the colour of its colormode (what a restore promises to bring back)."""
     out: dict[str, dict[str, Any]] = {}
     for light_id in hue.light_ids():
         light = hue.light(light_id)
         state = light["state"]
-        out[light["name"]] = {k: state[k] for k in LIGHT_FIELDS if k in state}
+        mode = state.get("colormode")
+        colour = {"hs": ("hue", "sat"), "xy": ("xy",), "ct": ("ct",)}.get(mode, ())
+        out[light["name"]] = {k: state[k] for k in ("on", "bri", "colormode", *colour) if k in state}
     return out
 
 
@@ -69,8 +71,8 @@ def _describe_light(state: dict[str, Any]) -> str:
 
 
 def _describe_speaker(state: dict[str, Any]) -> str:
-    source = str(state["uri"]).split("#")[0][:28]
-    return f"{state['transport_state'].lower()} vol {state['volume']} track {state['track']} ({source})"
+    kind = "queue" if str(state["uri"]).startswith("x-rincon-queue:") else "radio"
+    return f"{state['transport_state'].lower()} vol {state['volume']}, {kind} track {state['track']}"
 
 
 class Screen:
@@ -210,7 +212,7 @@ def _follow(bus: DemoBus, screen: Screen, hue: HueBridgeSim, sonos: SonosSpeaker
 def _report(out: TextIO, before: dict[str, Any], during: dict[str, Any], after: dict[str, Any],
             final: dict[str, Any] | None) -> int:
     print("\nthe room before, during and after:", file=out)
-    width = 34
+    width = 30
     print(f"  {'device':<14} {'before':<{width}} {'during':<{width}} {'after':<{width}}", file=out)
     for name in before["lights"]:
         cells = [_describe_light(part["lights"][name]) if part else "-" for part in (before, during, after)]

@@ -1,0 +1,240 @@
+"""A simulated Sonos speaker: a real UPnP/SOAP HTTP server on 127.0.0.1 that soco drives unchanged."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from relaxd.sim.sonos_actions import dispatch
+from relaxd.sim.sonos_didl import Library
+from relaxd.sim.sonos_soap import (
+    UPnPError,
+    device_description_xml,
+    fault_xml,
+    parse_arguments,
+    parse_soap_action,
+    response_xml,
+    scpd_xml,
+    service_by_control_url,
+    service_by_scpd_url,
+)
+from relaxd.sim.sonos_state import SimState, SpeakerModel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SimState", "SoapCall", "SonosSpeakerSim"]
+
+
+@dataclass(frozen=True)
+class SoapCall:
+    """One control request as the speaker received it."""
+
+    service: str
+    action: str
+    args: Mapping[str, str]
+    at: float  # time.monotonic() when it arrived
+    error_code: int | None  # the UPnP errorCode answered, None on success
+
+
+@dataclass
+class _Fault:
+    action: str
+    code: int
+    remaining: int
+
+
+class SonosSpeakerSim(SpeakerModel):
+    """A Sonos One on 127.0.0.1:port; stop() and start() again keep the port and all state.
+
+    Besides the UPnP server it has a Python API for tests and the demo: `state()` reads
+    everything, `hand_*` act as the user with the Sonos app, `load_queue()` and
+    `start_cloud_queue()` set scenes up, `requests()` is the request log, `fail_next()`
+    injects UPnP errors and `latency_ms` delays every answer.
+    """
+
+    def __init__(self, port: int = 0, room_name: str = "Massage Room", latency_ms: float = 0,
+                 *, library: Library | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(room_name, library=library, clock=clock)
+        self.host = "127.0.0.1"
+        self.latency_ms = latency_ms
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._log: list[SoapCall] = []
+        self._faults: list[_Fault] = []
+        self._meta_lock = threading.Lock()
+
+    @classmethod
+    def demo(cls, port: int = 0, room_name: str = "Massage Room",
+             latency_ms: float = 0) -> SonosSpeakerSim:
+        """A speaker (not yet started) playing everyday music from its queue at volume 25."""
+        sim = cls(port, room_name, latency_ms)
+        sim.load_queue(track=2, position_s=41.0)
+        sim.set_volume(25)
+        return sim
+
+    @staticmethod
+    def group(coordinator: SonosSpeakerSim, *members: SonosSpeakerSim) -> None:
+        """Group members under coordinator (one household). Do it before soco first looks:
+        soco caches the zone group state for a few seconds."""
+        for member in members:
+            member.household.members.remove(member)
+            member.household = coordinator.household
+            coordinator.household.members.append(member)
+            member.coordinator = coordinator
+
+    def unjoin(self) -> None:
+        """Leave the group: the speaker becomes the coordinator of a group of its own."""
+        self.coordinator = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> SonosSpeakerSim:
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self._port), self)
+        self._port = server.server_address[1]
+        self.location = f"http://{self.address}/xml/device_description.xml"
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sonos-sim-{self._port}", daemon=True)
+        self._thread.start()
+        log.info("simulated Sonos speaker %r on %s", self.room_name, self.address)
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> SonosSpeakerSim:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- request log and fault injection -------------------------------------------------------
+    def requests(self, action: str | None = None) -> list[SoapCall]:
+        with self._meta_lock:
+            return [c for c in self._log if action is None or c.action == action]
+
+    def clear_requests(self) -> None:
+        with self._meta_lock:
+            self._log.clear()
+
+    def fail_next(self, action: str, code: int, times: int = 1) -> None:
+        """Answer the next `times` requests for action with UPnP error code."""
+        with self._meta_lock:
+            self._faults.append(_Fault(action, code, times))
+
+    def _injected_fault(self, action: str) -> UPnPError | None:
+        with self._meta_lock:
+            for fault in self._faults:
+                if fault.action == action and fault.remaining > 0:
+                    fault.remaining -= 1
+                    return UPnPError(fault.code, "injected")
+        return None
+
+    def handle_control(self, path: str, soap_action: str, body: bytes) -> tuple[int, str]:
+        """Answer one control POST: (HTTP status, SOAP envelope)."""
+        service = service_by_control_url(path)
+        service_name, action, args = "", "", {}
+        try:
+            service_name, action = parse_soap_action(soap_action)
+            if service is None or service.name != service_name or action not in service.actions:
+                raise UPnPError(401, "Invalid Action")
+            args = parse_arguments(body, action)
+            if any(name not in args for name in service.actions[action][0]):
+                raise UPnPError(402, "Invalid Args")
+            fault = self._injected_fault(action)
+            if fault is not None:
+                raise fault
+            answer = response_xml(service, action, dispatch(self, action, args))
+        except UPnPError as error:
+            self._record(service_name, action, args, error.code)
+            return 500, fault_xml(error)
+        self._record(service_name, action, args, None)
+        return 200, answer
+
+    def _record(self, service: str, action: str, args: Mapping[str, str],
+                code: int | None) -> None:
+        with self._meta_lock:
+            self._log.append(SoapCall(service, action, dict(args), time.monotonic(), code))
+
+    def document(self, path: str) -> str | None:
+        """The XML documents soco GETs: device description and service descriptions."""
+        if path == "/xml/device_description.xml":
+            return device_description_xml(room_name=self.room_name, uid=self.uid, mac=self.mac,
+                                          location_host=self.host)
+        spec = service_by_scpd_url(path)
+        return scpd_xml(spec) if spec is not None else None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], sim: SonosSpeakerSim) -> None:
+        self.sim = sim
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "Linux UPnP/1.0 Sonos/95.0-77060 (ZPS18)"
+    sys_version = ""
+
+    def _delay(self) -> None:
+        latency_ms = self.server.sim.latency_ms
+        if latency_ms > 0:
+            time.sleep(latency_ms / 1000)
+
+    def _send(self, status: int, text: str) -> None:
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", 'text/xml; charset="utf-8"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._delay()
+        document = self.server.sim.document(self.path.split("?")[0])
+        if document is None:
+            self.send_error(404)
+            return
+        self._send(200, document)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self._delay()
+        status, text = self.server.sim.handle_control(
+            self.path, self.headers.get("SOAPACTION", ""), body)
+        self._send(status, text)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)

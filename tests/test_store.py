@@ -1,0 +1,51 @@
+"""The file snapshot store: atomic, private, and never trusting a damaged file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from relaxd.adapters.store import FileSnapshotStore
+
+
+def test_save_load_delete_round_trip_with_private_permissions(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path / "state")
+    assert store.load("bedroom") is None and store.rooms() == []
+    store.save("bedroom", {"devices": {"lights": {"1": {"on": True, "bri": 12}}}})
+    assert store.load("bedroom") == {"devices": {"lights": {"1": {"on": True, "bri": 12}}}}
+    assert store.rooms() == ["bedroom"]
+    path = tmp_path / "state" / "snapshots" / "bedroom.snapshot.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    store.delete("bedroom")
+    assert store.load("bedroom") is None and store.rooms() == []
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_damaged_snapshot_is_set_aside_not_trusted(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path)
+    store.save("bedroom", {"devices": {}})
+    path = tmp_path / "snapshots" / "bedroom.snapshot.json"
+    path.write_text('{"format": 1, "room": "bedroom", "da')  # a torn write from another tool
+    assert store.load("bedroom") is None
+    assert path.with_suffix(".corrupt").exists() and not path.exists()
+
+
+def test_a_snapshot_of_another_room_is_not_taken(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path)
+    store.save("studio", {"devices": {"x": 1}})
+    os.replace(tmp_path / "snapshots" / "studio.snapshot.json", tmp_path / "snapshots" / "bedroom.snapshot.json")
+    assert store.load("bedroom") is None
+
+
+def test_an_unwritable_state_dir_raises_oserror(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    store = FileSnapshotStore(blocker / "state")
+    try:
+        store.save("bedroom", {})
+    except OSError:
+        pass
+    else:
+        raise AssertionError("save into an impossible directory must raise OSError")

@@ -40,7 +40,7 @@ class DemoBus:
         self.events.put(event)
 
 
-def _lights(hue: HueBridgeSim) -> dict[str, dict[str, Any]]:
+def light_states(hue: HueBridgeSim) -> dict[str, dict[str, Any]]:
     """Per light: on, bri and the colour of its colormode (what a restore promises to bring back)."""
     out: dict[str, dict[str, Any]] = {}
     for light_id in hue.light_ids():
@@ -52,7 +52,7 @@ def _lights(hue: HueBridgeSim) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _speaker(sonos: SonosSpeakerSim) -> dict[str, Any]:
+def speaker_state(sonos: SonosSpeakerSim) -> dict[str, Any]:
     state = sonos.state()
     out = {k: getattr(state, k) for k in SPEAKER_FIELDS}
     out["position_s"] = round(state.position_s, 1)
@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace, out: TextIO, hue: HueBridgeSim, sonos: SonosS
     print(f"relaxd demo: routine {args.routine} ({format_duration(routine.duration_s)}, "
           f"{len(routine.phases)} phases) at {args.speed:g}x: about {real_s:.0f} s", file=out)
     print(f"simulated Hue bridge on {hue.address}, simulated Sonos speaker on {sonos.address}", file=out)
-    before = {"lights": _lights(hue), "speaker": _speaker(sonos)}
+    before = {"lights": light_states(hue), "speaker": speaker_state(sonos)}
     stop = threading.Event()
     thread = threading.Thread(target=engine.run, args=(stop,), name="demo-room", daemon=True)
     thread.start()
@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace, out: TextIO, hue: HueBridgeSim, sonos: SonosS
     engine.wake.set()
     thread.join(timeout=30)
     screen.done()
-    after = {"lights": _lights(hue), "speaker": _speaker(sonos)}
+    after = {"lights": light_states(hue), "speaker": speaker_state(sonos)}
     return _report(out, before, during, after, final)
 
 
@@ -196,13 +196,13 @@ def _follow(bus: DemoBus, screen: Screen, hue: HueBridgeSim, sonos: SonosSpeaker
                 session_start = clock.monotonic()
             if name == "phase_started" and event.get("phase_index") == 1:
                 time.sleep(0.3)  # let the first fades settle before sampling the room "during"
-                during.update(lights=_lights(hue), speaker=_speaker(sonos))
+                during.update(lights=light_states(hue), speaker=speaker_state(sonos))
             if name in ("room_restored", "restore_failed"):
                 return event
         state = bus.state
         if session_start is not None and state.get("state") == "running":
             elapsed = clock.monotonic() - session_start
-            lights = ", ".join(_describe_light(s) for s in _lights(hue).values())
+            lights = ", ".join(_describe_light(s) for s in light_states(hue).values())
             screen.status(f"{_bar(elapsed / total_s)} {format_duration(round(elapsed))}/"
                           f"{format_duration(total_s)} phase {state['phase_index'] + 1}/{state['phase_count']} "
                           f"{state['phase']:<18} lights: {lights}; volume {sonos.state().volume}")

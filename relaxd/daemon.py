@@ -78,6 +78,9 @@ class Daemon:
                          self.topics.request_wildcard, *self.triggers.topics]
         if self.topics.ha_status:
             subscriptions.append(self.topics.ha_status)
+        if self.topics.ha_config_wildcard:
+            # Retained configs of rooms that left the config are found here and removed.
+            subscriptions.append(self.topics.ha_config_wildcard)
         return MqttBus(self.settings.mqtt, self.topics, self.on_message, subscriptions,
                        on_connect=self.publish_discovery)
 
@@ -167,6 +170,9 @@ class Daemon:
             if payload.strip() == b"online":
                 self.publish_discovery()
             return
+        if self.topics.discovery_prefix and topic.startswith(self.topics.discovery_prefix + "/"):
+            self._on_discovery_config(topic, payload, retained)
+            return
         for trigger in self.triggers.fired(topic, payload, retained):
             engine = self.engines.get(trigger.room)
             if engine is not None:
@@ -229,6 +235,17 @@ class Daemon:
         if verb.startswith("schedule/"):
             raise ValueError("run-time schedules are not available in this version yet")
         raise ValueError(f"unknown request {verb!r}; known: status")
+
+    def _on_discovery_config(self, topic: str, payload: bytes, retained: bool) -> None:
+        from relaxd.discovery import removal_messages, room_of_discovery_message
+
+        room = room_of_discovery_message(topic, payload, self.topics) if retained else None
+        publish = getattr(self.bus, "publish", None)
+        if room is None or room in self.engines or publish is None:
+            return
+        log.info("removing Home Assistant discovery of room %s (no longer configured)", room)
+        for removal_topic, body in removal_messages(self.topics, [room]):
+            publish(removal_topic, body, retain=True)
 
     def publish_discovery(self) -> None:
         publish = getattr(self.bus, "publish", None)

@@ -171,3 +171,26 @@ def test_trigger_matcher_matches_fields_text_and_wildcards() -> None:
     assert matcher.fired("x/y/z", b" ON\n", False)
     assert not matcher.fired("x/y/z", b"ON", True)
     assert matcher.topics == ["a/+/c", "x/#"]
+
+
+def test_discovery_of_a_room_that_left_the_config_is_removed(daemon: tuple[Daemon, Bus]) -> None:
+    d, bus = daemon
+    old = json.dumps({"availability_topic": "relaxd/status", "name": "Massage mode"}).encode()
+    d.on_message("homeassistant/switch/relaxd_attic/massage_mode/config", old, True)
+    removed = [(t, p) for t, p, r in bus.raw if r and "relaxd_attic" in t]
+    assert removed and all(p == "" for _, p in removed)
+    assert any(t == "homeassistant/switch/relaxd_attic/massage_mode/config" for t, _ in removed)
+    bus.raw.clear()
+    d.on_message("homeassistant/switch/relaxd_bedroom/massage_mode/config", old, True)  # still configured
+    d.on_message("homeassistant/switch/relaxd_attic/massage_mode/config", old, False)  # not retained
+    other = json.dumps({"availability_topic": "site2/status"}).encode()  # another daemon's room
+    d.on_message("homeassistant/switch/relaxd_attic/massage_mode/config", other, True)
+    assert bus.raw == []
+
+
+def test_home_assistant_coming_online_republishes_discovery(daemon: tuple[Daemon, Bus]) -> None:
+    d, bus = daemon
+    d.on_message("homeassistant/status", b"online", False)
+    topics = {t for t, _, r in bus.raw if r}
+    assert "homeassistant/switch/relaxd_bedroom/massage_mode/config" in topics
+    assert "homeassistant/select/relaxd_studio/routine/config" in topics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import ssl
 import threading
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+_USERNAME_IN_PATH = re.compile(r"/api/[^/\s]+")
 # (method, path, raw body) -> (HTTP status, JSON payload or raw bytes)
 Handler = Callable[[str, str, bytes], tuple[int, Any]]
 
@@ -105,4 +107,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("hue sim: " + format, *args)
+        # Paths carry the username, a secret even on a simulator.
+        text = _USERNAME_IN_PATH.sub("/api/***", format % args)
+        logger.debug("hue sim: %s", text)

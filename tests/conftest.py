@@ -1,0 +1,34 @@
+"""Shared pytest fixtures: a real Mosquitto broker started per test on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.mosquitto import Mosquitto
+
+MosquittoFactory = Callable[..., Mosquitto]
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[MosquittoFactory]:
+    """Make (unstarted) brokers with custom config; every one is stopped at teardown."""
+    brokers: list[Mosquitto] = []
+
+    def make(**kwargs: Any) -> Mosquitto:
+        broker = Mosquitto(tmp_path / f"broker{len(brokers)}", **kwargs)
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: MosquittoFactory) -> Mosquitto:
+    """A started broker: anonymous, no persistence, 127.0.0.1 only."""
+    return mosquitto_factory().start()

@@ -334,6 +334,16 @@ def test_two_speakers_grouped_under_a_coordinator() -> None:
         raw = soap(member, "/MediaRenderer/AVTransport/Control", "Play",
                    "<InstanceID>0</InstanceID><Speed>1</Speed>")
         assert raw.status_code == 500 and b"<errorCode>701</errorCode>" in raw.content
+        member.unjoin()
+        soco.core.SoCo.zone_group_states.clear()  # soco caches the group state for 5 s
+        assert device(member).is_coordinator
+
+
+def test_join_puts_a_speaker_in_the_coordinator_s_household() -> None:
+    with SonosSpeakerSim() as lead, SonosSpeakerSim() as member:
+        member.join(lead)
+        assert device(member).household_id == device(lead).household_id
+        assert {z.port for z in device(member).group.members} == {lead.port, member.port}
 
 
 def test_stop_and_start_keep_the_port_and_the_state(sim: SonosSpeakerSim) -> None:

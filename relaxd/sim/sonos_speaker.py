@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,7 +68,8 @@ class SonosSpeakerSim(SpeakerModel):
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._log: list[SoapCall] = []
+        # bounded: `relaxd sim` may serve a polling Home Assistant for days
+        self._log: deque[SoapCall] = deque(maxlen=50_000)
         self._faults: list[_Fault] = []
         self._meta_lock = threading.Lock()
 
@@ -89,6 +91,10 @@ class SonosSpeakerSim(SpeakerModel):
             member.household = coordinator.household
             coordinator.household.members.append(member)
             member.coordinator = coordinator
+
+    def join(self, coordinator: SonosSpeakerSim) -> None:
+        """Join coordinator's group (what the Sonos app's "group" does)."""
+        SonosSpeakerSim.group(coordinator, self)
 
     def unjoin(self) -> None:
         """Leave the group: the speaker becomes the coordinator of a group of its own."""

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import soco
 import soco.core
+import soco.discovery
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relaxd.adapters.sonos import SonosSpeaker, ramp_steps
 from relaxd.ports import DeviceError, MusicSource, SnapshotData, Speaker
@@ -85,6 +89,20 @@ def test_ramp_steps_are_linear_and_at_most_ten_a_second() -> None:
     assert ramp_steps(0, 20, 0.5) == [(0.1, 4), (0.2, 8), (0.3, 12), (0.4, 16), (0.5, 20)]
     assert ramp_steps(10, 7, 30.0) == [(10.0, 9), (20.0, 8), (30.0, 7)]
     assert ramp_steps(5, 5, 1.0) == []
+
+
+@given(st.integers(0, 100), st.integers(0, 100), st.floats(0, 120))
+def test_a_ramp_never_overshoots_and_ends_on_time_at_its_target(
+        start: int, target: int, ramp_s: float) -> None:
+    steps = ramp_steps(start, target, ramp_s)
+    if start == target:
+        assert steps == []
+        return
+    times, values = [t for t, _ in steps], [v for _, v in steps]
+    assert values[-1] == target and times[-1] == pytest.approx(ramp_s)
+    assert values == (sorted(values) if target > start else sorted(values, reverse=True))
+    assert all(min(start, target) <= v <= max(start, target) for v in values)
+    assert len(steps) <= max(1, ramp_s * 10 + 1e-6)
 
 
 # --- snapshot and restore round trips ---------------------------------------------------------
@@ -226,6 +244,26 @@ def test_set_volume_ramps_down_and_caps_a_jump_up(sim: SonosSpeakerSim,
     assert down == sorted(down, reverse=True) and len(down) >= 3 and down[-1] == 10
     speaker.set_volume(80, 0)
     assert sim.state().volume == 30
+
+
+def test_a_speaker_configured_by_room_name_is_discovered_on_first_use(
+        sim: SonosSpeakerSim, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def by_name(name: str) -> soco.SoCo | None:  # stands in for multicast discovery
+        asked.append(name)
+        return soco.SoCo(sim.host, sim.port) if name == "Massage Room" else None
+
+    monkeypatch.setattr(soco.discovery, "by_name", by_name)
+    adapter = SonosSpeaker(name="Massage Room", timeout_s=2.0)
+    assert asked == []
+    adapter.set_volume(14, 0)
+    assert sim.state().volume == 14 and asked == ["Massage Room"]
+    adapter.check()
+    assert asked == ["Massage Room"]  # found once, then kept
+    with pytest.raises(DeviceError) as error:
+        SonosSpeaker(name="Attic").check()
+    assert "no Sonos speaker named 'Attic'" in error.value.message
 
 
 def test_a_grouped_speaker_is_driven_through_its_coordinator() -> None:

@@ -110,23 +110,26 @@ class SonosSpeaker:
         if start == target:
             return
         stop = threading.Event()
-        thread = threading.Thread(target=self._run_ramp, args=(device, start, target, ramp_s, stop),
-                                  name=f"sonos ramp {self._where()}", daemon=True)
+
+        def ramp() -> None:
+            try:
+                self._run_ramp(device, start, target, ramp_s, stop)
+            except DeviceError as exc:
+                # the next call to the adapter meets the failure again and raises it
+                log.warning("speaker %s: volume ramp stopped: %s", self._where(), exc.message)
+
+        thread = threading.Thread(target=ramp, name=f"sonos ramp {self._where()}", daemon=True)
         self._ramp_stop, self._ramp_thread = stop, thread
         thread.start()
 
     def _run_ramp(self, device: Any, start: int, target: int, ramp_s: float,
                   stop: threading.Event) -> bool:
-        """Step the volume; False when the user took the volume over (or a step failed)."""
+        """Step the volume; False when cancelled or the user took the volume over."""
         began = time.monotonic()
         for offset_s, volume in ramp_steps(start, target, ramp_s):
             if stop.wait(max(0.0, began + offset_s - time.monotonic())):
                 return False
-            try:
-                if not self._step(device, volume):
-                    return False
-            except DeviceError as exc:
-                log.warning("speaker %s: volume ramp stopped: %s", self._where(), exc.message)
+            if not self._step(device, volume):
                 return False
         return True
 

@@ -363,14 +363,16 @@ def test_bridge_errors_are_device_errors_with_the_hue_code(sim: HueBridgeSim, br
     assert caught.value.code == 6
 
 
-def test_apply_reports_failed_lights_by_name(sim: HueBridgeSim, bridge: HueBridge) -> None:
+def test_apply_sets_what_it_can_and_names_the_failed_lights(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, names=["Ceiling", "Hall"])
     room.snapshot()
-    sim.fail_next(2, error_type=901)  # the GET of lights passes first
-    sim.clear_request_log()
-    with pytest.raises(DeviceError) as caught:
+    sim.fail_next(error_type=901, path_contains="/lights/5/state")
+    with pytest.raises(DeviceError, match="could not set Hall") as caught:
         room.apply(WARM)
-    assert caught.value.code == 901
+    assert caught.value.code == 901 and "Ceiling" not in caught.value.message
+    assert (sim.light_state(1)["bri"], sim.light_state(5)["bri"]) == (80, 90)
+    room.apply(WARM)  # a failed command is not mistaken for a hand change later
+    assert sim.light_state(5)["bri"] == 80
 
 
 def test_a_slow_bridge_times_out_as_a_device_error(sim: HueBridgeSim) -> None:

@@ -319,6 +319,12 @@ def test_injected_faults_answer_the_next_requests_only(sim: HueBridgeSim) -> Non
     sim.fail_next(http_status=503)
     assert call(sim, "GET", api(sim, "/config"))[0] == 503
     assert call(sim, "GET", api(sim, "/config"))[0] == 200
+    sim.fail_next(error_type=3, path_contains="/lights/2")
+    assert call(sim, "GET", api(sim, "/lights/1"))[0] == 200
+    assert call(sim, "GET", api(sim, "/lights/2"))[1] == [
+        err(3, "/lights/2", "resource, /lights/2, not available")
+    ]
+    assert call(sim, "GET", api(sim, "/lights/2"))[1]["name"] == "White"
 
 
 def test_restart_on_the_same_port_keeps_state(sim: HueBridgeSim) -> None:

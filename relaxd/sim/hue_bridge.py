@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import secrets
 import ssl
 import threading
 import time
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -79,7 +79,8 @@ class HueBridgeSim:
         self._rate_limited = 0
         self._log: list[LogEntry] = []
         self._hand_log: list[HandChange] = []
-        self._faults: collections.deque[tuple[int, int]] = collections.deque()
+        # (error type, HTTP status, only for paths containing this)
+        self._faults: list[tuple[int, int, str]] = []
         for index in range(lights):
             self._add_default_light(index)
         if lights:
@@ -143,9 +144,11 @@ class HueBridgeSim:
             time.sleep(self.latency_ms / 1000)
         parts = [p for p in path.split("/") if p]
         with self._lock:
-            if self._faults:
-                return self._take_fault(parts)
-            if method == "PUT" and not self._admit(parts, arrived_s):
+            fault = self._take_fault(path)
+            if fault is not None:
+                return fault
+            # Admission time (not arrival) keeps the window monotonic under concurrent requests.
+            if method == "PUT" and not self._admit(parts, time.monotonic()):
                 self._rate_limited += 1
                 return 429, b"Too Many Requests"
             if not parts or parts[0] != "api":
@@ -160,11 +163,14 @@ class HueBridgeSim:
                 return 200, [error(2, "/" + "/".join(parts[2:]), "body contains invalid json")]
             return self._api.route(method, parts[1], parts[2:], body if method != "GET" else None)
 
-    def _take_fault(self, parts: list[str]) -> Reply:
-        error_type, status = self._faults.popleft()
+    def _take_fault(self, path: str) -> Reply | None:
+        index = next((i for i, f in enumerate(self._faults) if f[2] in path), None)
+        if index is None:
+            return None
+        error_type, status, _ = self._faults.pop(index)
         if status != 200:
-            return status, b"Service Unavailable"
-        address = "/" + "/".join(parts[2:])
+            return status, HTTPStatus(status).phrase.encode()
+        address = "/" + "/".join(path.strip("/").split("/")[2:])
         description = _FAULT_DESCRIPTIONS.get(error_type, "simulated bridge error")
         return 200, [error(error_type, address, description.format(address=address))]
 
@@ -203,10 +209,13 @@ class HueBridgeSim:
         with self._lock:
             self._api.link_pressed_at = time.monotonic() - ago_s
 
-    def fail_next(self, count: int = 1, *, error_type: int = 901, http_status: int = 200) -> None:
-        """Answer the next count requests with a bridge error object, or a bare HTTP status."""
+    def fail_next(
+        self, count: int = 1, *, error_type: int = 901, http_status: int = 200, path_contains: str = ""
+    ) -> None:
+        """Answer the next count requests (to paths containing path_contains) with a bridge error
+        object of error_type, or with a bare HTTP status when http_status is not 200."""
         with self._lock:
-            self._faults.extend([(error_type, http_status)] * count)
+            self._faults.extend([(error_type, http_status, path_contains)] * count)
 
     def add_light(self, model: LightModel, name: str | None = None, **state: Any) -> str:
         """Add a light with initial state fields (no validation); returns its id."""

@@ -169,8 +169,10 @@ def test_published_retained_through_a_real_broker(settings: Settings, mosquitto:
     bus.start()
     try:
         assert bus.wait_connected(5)
-        for topic, body in messages:
-            bus.publish(topic, body, retain=True)
+        with Collector(mosquitto, ["homeassistant/#"]) as live:  # publishing is asynchronous
+            for topic, body in messages:
+                bus.publish(topic, body, retain=True)
+            live.wait_for(lambda ms: len(ms) >= len(messages))
         with Collector(mosquitto, ["homeassistant/#"]) as ha:
             got = ha.wait_for(lambda ms: len(ms) >= len(messages))
             assert {m.topic: m.text for m in got} == dict(messages)
@@ -183,8 +185,12 @@ def test_published_retained_through_a_real_broker(settings: Settings, mosquitto:
             found = finder.wait_for(lambda ms: len(ms) >= len(messages) + 1)
             rooms = {room_of_discovery_message(m.topic, m.payload, TOPICS) for m in found}
             assert rooms == {"bedroom", "studio_2", None}
-        for topic, body in removal_messages(TOPICS, ["studio_2"]):
-            bus.publish(topic, body, retain=True)
+        with Collector(mosquitto, ["homeassistant/+/relaxd_studio_2/#"]) as live:
+            live.wait_for(lambda ms: len(ms) >= 7)
+            live.clear()
+            for topic, body in removal_messages(TOPICS, ["studio_2"]):
+                bus.publish(topic, body, retain=True)
+            live.wait_for(lambda ms: len(ms) >= 7 and all(m.payload == b"" for m in ms))
         with Collector(mosquitto, ["homeassistant/#"]) as ha:
             # The broker sends retained messages right after SUBACK, so before this later one.
             with Collector(mosquitto, []) as other:

@@ -85,6 +85,8 @@ def test_online_is_retained_on_connect(mosquitto: Mosquitto, make_bus: BusFactor
     bus.start()
     assert bus.wait_connected(5)
     assert bus.connected
+    with Collector(mosquitto, ["relaxd/status"]) as live:  # publishing is asynchronous
+        live.wait_for_message("relaxd/status", "online")
     with late_view(mosquitto) as view:
         status = view.wait_for_message("relaxd/status")
     assert (status.text, status.retain, status.qos) == ("online", True, 1)
@@ -161,7 +163,9 @@ def test_latest_state_per_room_wins(mosquitto: Mosquitto, make_bus: BusFactory) 
     assert bus.wait_connected(5)
     bus.publish_state("bedroom", {**STATE, "phase": "effleurage"}, "effleurage")
     bus.publish_state("bedroom", {**STATE, "phase": "petrissage"}, "petrissage")
-    bus.publish_state("studio", {**STATE, "room": "studio", "state": "idle"}, "idle")
+    with Collector(mosquitto, ["relaxd/studio/phase"]) as live:  # publishing is asynchronous
+        bus.publish_state("studio", {**STATE, "room": "studio", "state": "idle"}, "idle")
+        live.wait_for_message("relaxd/studio/phase", "idle")
     with late_view(mosquitto) as view:
         view.wait_for(lambda ms: len({m.topic for m in ms}) >= 5)
         assert view.texts("relaxd/bedroom/phase") == ["petrissage"]

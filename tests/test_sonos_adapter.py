@@ -192,6 +192,21 @@ def test_a_restore_that_failed_half_way_is_retried_to_the_same_end(
     assert not report.left_alone  # the first attempt's own changes are not a hand
 
 
+def test_snapshot_data_holds_every_captured_attribute_and_bad_data_is_a_device_error(
+        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    data = speaker.snapshot()
+    state = data["state"]
+    assert (state["media_uri"], state["playlist_position"], state["track_position"]) == (
+        sim.queue_uri(), 2, "0:00:41")
+    assert (state["volume"], state["transport_state"], state["play_mode"]) == (25, "PLAYING",
+                                                                               "NORMAL")
+    assert len(data["queue"]) == 4 and "Kitchen Disco" in data["queue"][0]
+    with pytest.raises(DeviceError) as error:
+        speaker.restore({"format": "something else"}, fade_s=0)
+    assert "unusable snapshot" in error.value.message
+    assert sim.state().volume == 25
+
+
 # --- music and volume -------------------------------------------------------------------------
 
 

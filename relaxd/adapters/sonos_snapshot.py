@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from soco.data_structures import to_didl_string
@@ -10,6 +11,8 @@ from soco.exceptions import SoCoUPnPException
 from soco.snapshot import Snapshot
 
 from relaxd.ports import SnapshotData
+
+log = logging.getLogger(__name__)
 
 FORMAT = "soco-snapshot/1"
 _SCALARS = (str, int, float, bool, type(None))
@@ -91,7 +94,9 @@ def from_data(device: Any, data: SnapshotData) -> RelaxdSnapshot:
     snap = RelaxdSnapshot(device, snapshot_queue=data.get("queue") is not None)
     for key, value in data["state"].items():
         if key in _NOT_STATE or not hasattr(snap, key):
-            raise ValueError(f"unknown Snapshot attribute {key!r}")
+            # written by another soco version: restore what this one knows rather than nothing
+            log.warning("ignoring Snapshot attribute %r this soco does not have", key)
+            continue
         setattr(snap, key, value)
     if data.get("queue") is not None:
         items = [obj for didl in data["queue"] for obj in from_didl_string(didl)]

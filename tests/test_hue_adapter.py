@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from relaxd.adapters.hue import HueBridge, HueLights, pair
+from relaxd.adapters.hue_pacing import Pacer
 from relaxd.ports import DeviceError, LightScene
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
@@ -464,3 +465,18 @@ def test_https_only_bridge_with_https_true_and_auto(https_sim: HueBridgeSim) -> 
     auto.check()  # HTTPS remembered after the plain request was reset
     with pytest.raises(DeviceError, match="reset"):
         HueBridge(https_sim.address, https_sim.username, https=False, timeout_s=2).check()
+
+
+def test_pacer_waits_for_the_oldest_slot_to_leave_the_window() -> None:
+    now_s = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now_s[0] += seconds
+
+    pacer = Pacer(2, 1.1, clock=lambda: now_s[0], sleep=sleep)
+    assert [pacer.acquire() for _ in range(2)] == [0.0, 0.0]
+    now_s[0] = 0.5
+    assert pacer.acquire() == pytest.approx(0.6)
+    assert slept == [pytest.approx(0.6)]

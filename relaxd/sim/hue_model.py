@@ -179,8 +179,7 @@ class SimLight:
                 rejected[key] = error(201, f"{address}/{key}", message)
         # The bridge answers field by field in the order of the request.
         results: Response = [
-            rejected.get(key, {"success": {f"{address}/{key}": value}})
-            for key, value in body.items()
+            rejected.get(key, {"success": {f"{address}/{key}": value}}) for key, value in body.items()
         ]
         applied = {k: v for k, v in ok.items() if will_be_on or k not in _NEED_ON}
         self.apply(applied)

@@ -134,13 +134,13 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _settings(hue: HueBridgeSim, sonos: SonosSpeakerSim, state_dir: Path) -> Settings:
-    return Settings(
-        state_dir=state_dir,
-        mqtt={"discovery_prefix": None},
-        hue={"host": hue.address, "username": hue.username, "https": False, "timeout": "5s"},
-        rooms={ROOM: {"lights": {"group": "Massage Room"}, "speaker": {"host": sonos.address},
-                      "music": {"favorite": "Spa Radio"}, "max_volume": 30, "restore_fade": "5s"}},
-    )
+    return Settings.model_validate({
+        "state_dir": state_dir,
+        "mqtt": {"discovery_prefix": None},
+        "hue": {"host": hue.address, "username": hue.username, "https": False, "timeout": "5s"},
+        "rooms": {ROOM: {"lights": {"group": "Massage Room"}, "speaker": {"host": sonos.address},
+                         "music": {"favorite": "Spa Radio"}, "max_volume": 30, "restore_fade": "5s"}},
+    })
 
 
 def _run(args: argparse.Namespace, out: TextIO, hue: HueBridgeSim, sonos: SonosSpeakerSim,

@@ -22,11 +22,11 @@ from tests.mosquitto import Collector, Mosquitto, Received
 
 pytestmark = pytest.mark.e2e
 FAST = {"phases": [
-    {"name": "warm_up", "duration": "1s", "lights": {"brightness": "40%", "color_temp": "2400K", "transition": "0s"},
+    {"name": "warm_up", "duration": "2s", "lights": {"brightness": "40%", "color_temp": "2400K", "transition": "0s"},
      "music": {"volume": 12, "ramp": "0s"}},
-    {"name": "knead", "duration": "1s", "lights": {"brightness": "30%", "color_temp": "2200K", "transition": "0s"},
+    {"name": "knead", "duration": "2s", "lights": {"brightness": "30%", "color_temp": "2200K", "transition": "0s"},
      "music": {"volume": 14, "ramp": "0s"}},
-    {"name": "finish", "duration": "1s", "lights": {"brightness": "15%", "color_temp": "2000K", "transition": "0s"},
+    {"name": "finish", "duration": "2s", "lights": {"brightness": "15%", "color_temp": "2000K", "transition": "0s"},
      "music": {"volume": 8, "ramp": "0s"}},
 ]}
 SLOW = {"phases": [{"name": "long", "duration": "10m", "lights": {"brightness": "20%", "transition": "0s"},

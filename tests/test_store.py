@@ -35,7 +35,8 @@ def test_a_damaged_snapshot_is_set_aside_not_trusted(tmp_path: Path) -> None:
 def test_a_snapshot_of_another_room_is_not_taken(tmp_path: Path) -> None:
     store = FileSnapshotStore(tmp_path)
     store.save("studio", {"devices": {"x": 1}})
-    os.replace(tmp_path / "snapshots" / "studio.snapshot.json", tmp_path / "snapshots" / "bedroom.snapshot.json")
+    snapshots = tmp_path / "snapshots"
+    os.replace(snapshots / "studio.snapshot.json", snapshots / "bedroom.snapshot.json")
     assert store.load("bedroom") is None
 
 

@@ -19,7 +19,8 @@ from soco.snapshot import Snapshot
 from relaxd.sim.sonos_soap import SERVICES
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# A copy of shared/reference/sonos-upnp-services.json (MIT, see the LICENSE file beside it).
+REFERENCE = Path(__file__).resolve().parent / "data"
 T = TypeVar("T")
 SPA_RADIO = "x-sonosapi-stream:s24146?sid=254&flags=8224&sn=0"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -135,9 +136,33 @@ def test_a_button_press_runs_a_whole_session_and_restores_the_room(rig: Rig) -> 
         phases = [m.text for m in msgs if m.topic == "relaxd/room1/phase"]
         assert {"warm_up", "knead", "finish"} <= set(phases) and phases[-1] == "idle"
         assert all(m.retain is False for m in msgs if m.topic.endswith("/event"))
+        check_contract_fields(msgs)
         same_room(before, rig.before())
         assert rig.stop_daemon() == 0
         mqtt.wait_for_message("relaxd/status", "offline", timeout_s=10)
+
+
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def check_contract_fields(msgs: list[Received]) -> None:
+    """The payload fields DESIGN.md promises, as they arrive over MQTT."""
+    phase = next(e for e in events(msgs) if e["event"] == "phase_started")
+    assert {"event", "room", "at", "seq", "session_id", "routine", "phase", "phase_index", "phase_count",
+            "technique", "intensity", "cues", "phase_ends_at", "session_ends_at"} <= set(phase)
+    assert phase["room"] == "room1" and phase["routine"] == "fast" and phase["phase_count"] == 3
+    assert 0 <= phase["intensity"] <= 1 and isinstance(phase["cues"], dict)
+    for key in ("at", "phase_ends_at", "session_ends_at"):
+        assert ISO_MS.match(phase[key]), phase[key]
+    states = [json.loads(m.payload) for m in msgs if m.topic == "relaxd/room1/state"]
+    running = next(s for s in states if s["state"] == "running")
+    assert set(running) == {"room", "state", "session_id", "routine", "phase", "phase_index", "phase_count",
+                            "phase_started_at", "phase_ends_at", "session_started_at", "session_ends_at",
+                            "next_session_at", "devices"}
+    assert running["devices"] == {"lights": "online", "speaker": "online"}
+    assert running["session_id"] == phase["session_id"]
+    restored = next(e for e in events(msgs) if e["event"] == "room_restored")
+    assert set(restored["details"]) == {"lights", "speaker"}
 
 
 def test_sigterm_mid_session_restores_and_exits_0(rig: Rig) -> None:

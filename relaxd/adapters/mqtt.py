@@ -140,6 +140,9 @@ class MqttBus:
                 log.warning("MQTT could not publish offline on shutdown: %s", exc)
             if not info.is_published():
                 log.warning("MQTT broker did not acknowledge offline within %.1fs", self.stop_timeout_s)
+        # paho 2.2's loop thread may log "Client is not connected" once when the broker closes the
+        # socket before the thread notices our DISCONNECT; after a deliberate stop that is noise.
+        self._client.disable_logger()
         self._client.disconnect()
         self._client.loop_stop()
         self._connected = False

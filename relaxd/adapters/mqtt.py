@@ -252,9 +252,11 @@ class MqttBus:
         # fresh state below, so a stale state could win; take them over to control the order.
         pending = client.drop_out_messages()
         self._queued_offline = 0
-        client.publish(self.topics.status, b"online", qos=1, retain=True)
+        # Subscribe before announcing `online`: the broker handles one connection's packets in order,
+        # so whoever sees `online` can press a button or send a command and be heard.
         if self._subscriptions:
             client.subscribe([(t, 1) for t in self._subscriptions])
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
         resent = 0
         for msg in pending:
             if msg.retain and msg.topic in self._retained:

@@ -146,13 +146,13 @@ class TriggerConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    """A recurring or booked session: cron, every N weeks, or once."""
+    """A recurring or booked session: cron, every N weeks (or days), or once."""
 
     room: str = Field(description="The room.")
     routine: str | None = Field(default=None, description="The routine; default: the room's.")
     cron: str | None = Field(default=None, description="Five-field cron line, e.g. '0 20 * * fri'.")
     every: str | None = Field(default=None, description="Interval such as '2 weeks' or '1 day'.")
-    on: list[str] | str | None = Field(default=None, description="Weekday(s) with every, e.g. sun.")
+    on: list[str] | str | None = Field(default=None, description="Weekday(s) with every N weeks, e.g. sun.")
     at: str | None = Field(default=None, description="Local time with every, e.g. '10:00'.")
     starting: date | None = Field(default=None, description="First date with every; default: today.")
     once: datetime | None = Field(default=None, description="A single booked session, local time.")
@@ -170,6 +170,8 @@ class ScheduleConfig(Strict):
                 raise ValueError("every must look like '2 weeks' or '1 day' with a count of 1 or more")
             if self.at is None:
                 raise ValueError("every needs at, e.g. at: '20:00'")
+            if self.on is not None and self.interval()[1] == "days":
+                raise ValueError("on goes with every N weeks, not with days")
         elif self.on is not None or self.at is not None or self.starting is not None:
             raise ValueError("on, at and starting go with every")
         if self.at is not None and _AT_RE.match(self.at) is None:
@@ -177,15 +179,34 @@ class ScheduleConfig(Strict):
         for day in self.weekdays():
             if day not in WEEKDAYS:
                 raise ValueError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
+        if self.on is not None and not self.weekdays():
+            raise ValueError("on needs at least one weekday")
         return self
 
     def weekdays(self) -> list[str]:
+        """The `on` days as mon..sun, in the order given; `on: "mon, thu"` works like a list."""
         if self.on is None:
             return []
-        days = [self.on] if isinstance(self.on, str) else self.on
+        given = [self.on] if isinstance(self.on, str) else self.on
+        days = [part for item in given for part in item.split(",") if part.strip()]
         full = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
                 "saturday": "sat", "sunday": "sun"}
         return [full.get(d.strip().lower(), d.strip().lower()) for d in days]
+
+    def interval(self) -> tuple[int, str]:
+        """`every` as (count, "weeks" or "days"); only for every schedules."""
+        match = _EVERY_RE.match(self.every or "")
+        if match is None:
+            raise ValueError("not an every schedule")
+        unit = match.group(2)
+        return int(match.group(1)), "weeks" if unit.startswith("week") else "days"
+
+    def at_time(self) -> tuple[int, int]:
+        """`at` as (hour, minute); only for every schedules."""
+        match = _AT_RE.match(self.at or "")
+        if match is None:
+            raise ValueError("not an every schedule")
+        return int(match.group(1)), int(match.group(2))
 
 
 class Settings(BaseSettings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,8 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def _validation_lines(exc: ValidationError) -> list[str]:
+def validation_lines(exc: ValidationError) -> list[str]:
+    """One `dotted.key: problem` line per pydantic error (config files and schedule requests)."""
     lines: list[str] = []
     for err in exc.errors(include_input=False, include_url=False):
         msg = err["msg"]
@@ -111,14 +113,28 @@ def all_routines(settings: Settings) -> dict[str, Routine]:
     return {**builtin_routines(), **settings.routines}
 
 
-def load_settings(path: Path) -> Settings:
-    """Read, override from RELAXD_ environment, validate; raises ConfigError listing every problem."""
+CronCheck = Callable[[str], None]
+
+
+def load_settings(path: Path, *, check_cron: CronCheck | None = None) -> Settings:
+    """Read, override from RELAXD_ environment, validate; raises ConfigError listing every problem.
+
+    check_cron raises ValueError for a cron line it cannot use; the CLI passes the APScheduler-backed
+    check in (the core does not import APScheduler), so a bad cron line is a config error (78).
+    """
     data = _read_yaml(path)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(path, _validation_lines(exc)) from None
+        raise ConfigError(path, validation_lines(exc)) from None
     problems = _reference_problems(settings)
+    if check_cron is not None:
+        for i, schedule in enumerate(settings.schedules):
+            if schedule.cron is not None:
+                try:
+                    check_cron(schedule.cron)
+                except ValueError as exc:
+                    problems.append(f"schedules.{i}.cron: {exc}")
     if problems:
         raise ConfigError(path, problems)
     return settings

@@ -54,6 +54,7 @@ class Event(BaseModel):
     reason: str | None = None
     transaction: str | None = None
     device: str | None = None
+    schedule_id: str | None = None  # schedule_fired, schedule_missed, and a scheduled session_started
     details: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
@@ -93,6 +94,10 @@ class Command(BaseModel):
     minutes: float | None = Field(default=None, gt=0, le=240)
     transaction: str | None = Field(default=None, max_length=256)
     source: str = "mqtt"  # who asked: mqtt, trigger, schedule, ha, shutdown
+    # Set only by the scheduler (never parsed from a payload): which schedule asked, and the
+    # details (scheduled_for, late_s) its schedule_fired or schedule_missed event carries.
+    schedule_id: str | None = None
+    schedule_details: dict[str, Any] | None = None
 
 
 class CommandRejected(Exception):
@@ -128,6 +133,9 @@ def parse_command(payload: bytes, source: str = "mqtt") -> Command:
     transaction = str(transaction)[:256] if isinstance(transaction, str | int) else None
     if isinstance(data.get("action"), str):
         data["action"] = data["action"].lower()
+    for internal in ("schedule_id", "schedule_details"):
+        if internal in data:  # only the scheduler may say a start comes from a schedule
+            raise CommandRejected(f"{internal}: unknown field", transaction)
     try:
         return Command.model_validate({**data, "transaction": transaction, "source": source})
     except ValidationError as exc:

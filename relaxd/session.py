@@ -82,6 +82,11 @@ class RoomEngine:
         self._inbox.put(("next_session_at", moment))
         self.wake.set()
 
+    def report(self, name: str, fields: dict[str, Any]) -> None:
+        """Emit an event for another part of the daemon (the scheduler) in this room's seq; thread-safe."""
+        self._inbox.put(("emit", (name, fields)))
+        self.wake.set()
+
     def status(self) -> dict[str, Any]:
         with self._state_lock:
             return dict(self._last_state)
@@ -119,8 +124,11 @@ class RoomEngine:
             elif item[0] == "select":
                 self._select(item[1])
             elif item[0] == "next_session_at":
-                self.next_session_at = item[1]
-                self._publish_state()
+                if item[1] != self.next_session_at:
+                    self.next_session_at = item[1]
+                    self._publish_state()
+            elif item[0] == "emit":
+                self._emit(*item[1])
         self._advance()
 
     def _advance(self) -> None:
@@ -157,13 +165,26 @@ class RoomEngine:
             "resume": ("paused",), "skip": ("running",), "extend": ("running", "paused"),
         }[action]
         if self.state not in allowed:
+            if cmd.schedule_id is not None:
+                # A schedule never interrupts a running session; it reports the run it skipped.
+                busy = {"state": self.state, "session_id": self.session.session_id if self.session else None}
+                self._schedule_missed(cmd, "room_busy", busy)
+                return
             self._reject(cmd, f"cannot {action} while {self.state}")
             return
         getattr(self, f"_do_{action}")(cmd)
 
     def _reject(self, cmd: Command | None, reason: str) -> None:
+        if cmd is not None and cmd.schedule_id is not None:
+            self._schedule_missed(cmd, "start_failed", {"error": reason})
+            return
         log.info("room %s: command rejected: %s", self.room_id, reason)
         self._emit("command_rejected", {"reason": reason, "transaction": cmd.transaction if cmd else None})
+
+    def _schedule_missed(self, cmd: Command, reason: str, details: dict[str, Any]) -> None:
+        log.warning("room %s: schedule %s missed: %s", self.room_id, cmd.schedule_id, reason)
+        self._emit("schedule_missed", {"reason": reason, "schedule_id": cmd.schedule_id, "routine": cmd.routine,
+                                       "details": {**(cmd.schedule_details or {}), **details}})
 
     def reject(self, reason: str, transaction: str | None = None) -> None:
         """Report a command that never became a Command (malformed payload); thread-safe."""
@@ -189,7 +210,11 @@ class RoomEngine:
             session.next_check_in = session.start_mono + routine.check_in_every
         self.session = session
         self.state = "running"
-        self._emit("session_started", {**self._session_fields(cmd.source), "transaction": cmd.transaction})
+        self._emit("session_started", {**self._session_fields(cmd.source), "transaction": cmd.transaction,
+                                       "schedule_id": cmd.schedule_id})
+        if cmd.schedule_id is not None:
+            self._emit("schedule_fired", {**self._session_fields(), "schedule_id": cmd.schedule_id,
+                                          "details": cmd.schedule_details})
         self._enter_phase(0)
         self._schedule_retry()
 

@@ -1,4 +1,4 @@
-"""The `relaxd` command line: run, demo, check-config, start/stop/status, hue pair, routines, sim."""
+"""The `relaxd` command line: run, demo, check-config, start/stop/status, schedule, hue pair, routines, sim."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from relaxd import __version__
 from relaxd.config import Settings, config_path
@@ -23,8 +25,15 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("phue").setLevel(logging.WARNING)
 
 
+def _load_path(path: Path) -> Settings:
+    # APScheduler checks cron lines; the core config loader must not import it, so it is passed in.
+    from relaxd.adapters.fire_times import check_cron
+
+    return load_settings(path, check_cron=check_cron)
+
+
 def _load(args: argparse.Namespace) -> Settings:
-    return load_settings(config_path(getattr(args, "config", None)))
+    return _load_path(config_path(getattr(args, "config", None)))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -38,7 +47,7 @@ def cmd_routines(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     routines = builtin_routines()
     if args.config or path.exists():
-        routines = all_routines(load_settings(path))
+        routines = all_routines(_load_path(path))
     print(describe(routines), end="")
     return EX_OK
 
@@ -121,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("room", nargs="?")
     status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon")
     status.set_defaults(func=cmd_remote)
+    _schedule_parser(sub, with_config)
     hue = sub.add_parser("hue", help="Hue bridge helpers")
     hue_sub = hue.add_subparsers(dest="hue_command", required=True, metavar="COMMAND")
     pair = hue_sub.add_parser("pair", help="pair with a bridge (press its link button)")
@@ -137,6 +147,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=float, default=0.0)
     sim.set_defaults(func=cmd_sim)
     return parser
+
+
+def _schedule_parser(sub: Any, with_config: Any) -> None:
+    schedule = sub.add_parser("schedule", help="manage recurring sessions of a running daemon")
+    verbs = schedule.add_subparsers(dest="schedule_command", required=True, metavar="COMMAND")
+    add = with_config(verbs.add_parser("add", help="add a run-time schedule (kept across restarts)"))
+    add.add_argument("--room", required=True, help="the room")
+    add.add_argument("--routine", help="routine to run (default: the room's)")
+    kind = add.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--cron", metavar="LINE", help='five-field cron line in local time, e.g. "0 20 * * fri"')
+    kind.add_argument("--every", metavar="INTERVAL", help='e.g. "2 weeks" or "1 day" (needs --at)')
+    kind.add_argument("--once", metavar="DATETIME", help="one booked session, local time, e.g. 2026-12-24T18:30")
+    add.add_argument("--on", metavar="DAYS", help="weekday(s) with --every N weeks, e.g. sun or mon,thu")
+    add.add_argument("--at", metavar="HH:MM", help="local time with --every, e.g. 10:00")
+    add.add_argument("--starting", metavar="DATE", help="first date with --every (default: today)")
+    listing = with_config(verbs.add_parser("list", help="list every schedule with its next run"))
+    listing.add_argument("--room", help="only this room's schedules")
+    listing.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
+    remove = with_config(verbs.add_parser("remove", help="remove a run-time schedule"))
+    remove.add_argument("id", help="the schedule id (see `relaxd schedule list`)")
+    for p in (add, listing, remove):
+        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon")
+        p.set_defaults(func=cmd_remote)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

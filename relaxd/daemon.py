@@ -18,6 +18,7 @@ from relaxd.configfile import all_routines
 from relaxd.events import Command, CommandRejected, Event, iso_utc, parse_command
 from relaxd.ports import Clock, EventBus, Lights, Speaker
 from relaxd.room import Room
+from relaxd.scheduler import ScheduleRunner
 from relaxd.session import RoomEngine
 from relaxd.topics import Topics
 from relaxd.triggers import TriggerMatcher
@@ -62,6 +63,7 @@ class Daemon:
         self._devices = devices
         self._bus_factory = bus_factory
         self.engines: dict[str, RoomEngine] = {}
+        self.schedules: ScheduleRunner | None = None
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._orphan_seq = 0
@@ -97,13 +99,26 @@ class Daemon:
             self.engines[room_id] = RoomEngine(room, self.bus, self.clock, self.routines,
                                                default_routine=room_cfg.routine,
                                                retry_every_s=self.settings.retry_every)
+        self.schedules = self._make_schedules()
+
+    def _make_schedules(self) -> ScheduleRunner:
+        from relaxd.adapters.fire_times import ApsFireTimes, zone
+        from relaxd.adapters.schedule_store import FileScheduleStore
+
+        tz = zone(self.settings.timezone)
+        return ScheduleRunner(self.settings.schedules, self.engines, self.routines,
+                              fire_times=ApsFireTimes(tz), store=FileScheduleStore(self.settings.state_dir),
+                              clock=self.clock, tz=tz, grace_s=self.settings.misfire_grace)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; every room restored on the way out. Returns the exit code."""
         self.build()
-        assert self.bus is not None
+        assert self.bus is not None and self.schedules is not None
+        # Loaded before the bus starts, so the first schedule request finds them; runs missed while
+        # the daemon was down are queued into the rooms, which act on them after recovery below.
+        self.schedules.load()
         start = getattr(self.bus, "start", None)
         if start is not None:
             start()
@@ -114,6 +129,10 @@ class Daemon:
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
+        runner = threading.Thread(target=self.schedules.run, args=(self.stopping,), name="schedules",
+                                  daemon=True)
+        runner.start()
+        self._threads.append(runner)
         systemd.notify("READY=1\nSTATUS=relaxd running")
         log.info("relaxd running with rooms: %s", ", ".join(self.engines))
         watchdog_s = systemd.watchdog_interval_s()
@@ -126,6 +145,8 @@ class Daemon:
         self.stopping.set()
         for engine in self.engines.values():
             engine.wake.set()
+        if self.schedules is not None:
+            self.schedules.wake.set()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -232,9 +253,9 @@ class Daemon:
                     raise ValueError(f"unknown room {room!r}")
                 return self.engines[room].status()
             return {room_id: engine.status() for room_id, engine in self.engines.items()}
-        if verb.startswith("schedule/"):
-            raise ValueError("run-time schedules are not available in this version yet")
-        raise ValueError(f"unknown request {verb!r}; known: status")
+        if verb.startswith("schedule/") and self.schedules is not None:
+            return self.schedules.handle(verb, request)
+        raise ValueError(f"unknown request {verb!r}; known: status, schedule/add, schedule/list, schedule/remove")
 
     def _on_discovery_config(self, topic: str, payload: bytes, retained: bool) -> None:
         from relaxd.discovery import removal_messages, room_of_discovery_message

@@ -1,4 +1,4 @@
-"""`relaxd start|stop|status`: talk to a running daemon over MQTT and print what it answered."""
+"""`relaxd start|stop|status|schedule`: talk to a running daemon over MQTT and print what it answered."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from relaxd.config import Settings
+from relaxd.schedule import describe
 from relaxd.topics import Topics
 
 EX_OK, EX_FAILURE = 0, 1
@@ -44,6 +45,10 @@ def run_remote(settings: Settings, args: argparse.Namespace) -> int:
         body: dict[str, Any] = {"transaction": transaction}
         if args.room:
             body["room"] = args.room
+    elif args.command == "schedule":
+        verb = f"schedule/{args.schedule_command}"
+        listen, target = topics.response(verb), topics.request(verb)
+        body = {"transaction": transaction, **_schedule_body(args)}
     else:
         listen, target = topics.event(args.room), topics.set(args.room)
         body = {"action": args.command, "transaction": transaction}
@@ -74,6 +79,29 @@ def run_remote(settings: Settings, args: argparse.Namespace) -> int:
         client.loop_stop()
 
 
+def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
+    if args.schedule_command == "add":
+        fields = ("room", "routine", "cron", "every", "on", "at", "starting", "once")
+        return {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    if args.schedule_command == "list":
+        return {"room": args.room} if args.room else {}
+    return {"id": args.id}
+
+
+def _print_schedules(args: argparse.Namespace, data: Any) -> None:
+    if args.schedule_command == "add":
+        print(f"added {describe(data)}")
+    elif args.schedule_command == "remove":
+        print(f"removed {describe(data)}")
+    elif args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        schedules = data.get("schedules", []) if isinstance(data, dict) else []
+        print(f"# {len(schedules)} schedule(s), times in {data.get('timezone')}")
+        for view in schedules:
+            print(describe(view))
+
+
 def _wait_answer(inbox: queue.Queue[tuple[str, bytes]], args: argparse.Namespace, transaction: str) -> int:
     while True:
         _topic, payload = inbox.get(timeout=args.timeout)
@@ -83,11 +111,14 @@ def _wait_answer(inbox: queue.Queue[tuple[str, bytes]], args: argparse.Namespace
             continue
         if not isinstance(message, dict) or message.get("transaction") != transaction:
             continue
-        if args.command == "status":
+        if args.command in ("status", "schedule"):
             if message.get("status") != "ok":
                 print(f"relaxd: {message.get('error')}", file=sys.stderr)
                 return EX_FAILURE
-            print(json.dumps(message.get("data"), indent=2))
+            if args.command == "schedule":
+                _print_schedules(args, message.get("data"))
+            else:
+                print(json.dumps(message.get("data"), indent=2))
             return EX_OK
         if message.get("event") == "command_rejected":
             print(f"relaxd: {args.room}: rejected: {message.get('reason')}", file=sys.stderr)

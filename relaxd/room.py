@@ -215,7 +215,13 @@ class Room:
             except OSError as exc:  # the old file still lists these devices: nothing is lost
                 log.error("room %s: cannot update the snapshot file: %s", self.room_id, exc)
         else:
-            self.store.delete(self.room_id)
+            try:
+                self.store.delete(self.room_id)
+            except OSError as exc:
+                # The room is restored all the same; only the file could not go. Raising here
+                # would end the room's thread with the restore done but never reported.
+                log.error("room %s: restored, but cannot remove the snapshot file (%s); remove it by hand, "
+                          "or the next start of relaxd restores this snapshot again", self.room_id, exc)
             self._meta = {}
         return outcome
 

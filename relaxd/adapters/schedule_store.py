@@ -32,7 +32,8 @@ class FileScheduleStore:
     def load(self) -> ScheduleBook:
         try:
             raw = self.path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # NotADirectoryError: state_dir is below a regular file, so nothing was ever saved there.
             return ScheduleBook()
         try:
             return _book(json.loads(raw))

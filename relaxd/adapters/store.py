@@ -49,9 +49,15 @@ class FileSnapshotStore:
 
     def load(self, room: str) -> SnapshotData | None:
         path = self._path(room)
+        self._remove_torn_temporaries(room)
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # no snapshot (or state_dir is not even a directory: nothing was saved there)
+        except OSError as exc:
+            # Unreadable is not the same as absent; but a daemon that dies here cannot restore either.
+            log.error("cannot read the snapshot of room %s (%s); a room left changed by a crash is NOT "
+                      "restored until the file can be read and relaxd restarts", room, exc)
             return None
         try:
             doc: Any = json.loads(raw)
@@ -68,6 +74,18 @@ class FileSnapshotStore:
                 os.replace(path, aside)
             return None
         return data
+
+    def _remove_torn_temporaries(self, room: str) -> None:
+        """A crash between mkstemp and os.replace leaves a temporary file that never becomes the
+        snapshot; load() runs before this process saves anything, so none of them is in use."""
+        try:
+            torn = list(self.dir.glob(f".{room}.*.tmp"))
+        except OSError:
+            return
+        for tmp in torn:
+            log.warning("removing %s, a snapshot a crashed relaxd never finished writing", tmp)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def delete(self, room: str) -> None:
         try:

@@ -1,0 +1,1 @@
+"""relaxd benchmarks: `python bench/run.py [--quick]`."""

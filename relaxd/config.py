@@ -154,7 +154,7 @@ class ScheduleConfig(Strict):
     every: str | None = Field(default=None, description="Interval such as '2 weeks' or '1 day'.")
     on: list[str] | str | None = Field(default=None, description="Weekday(s) with every N weeks, e.g. sun.")
     at: str | None = Field(default=None, description="Local time with every, e.g. '10:00'.")
-    starting: date | None = Field(default=None, description="First date with every; default: today.")
+    starting: date | None = Field(default=None, description="First date with every; default: the day it is added.")
     once: datetime | None = Field(default=None, description="A single booked session, local time.")
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
 
 from relaxd.config import ROOM_ID_RE, ScheduleConfig, Settings, TriggerConfig
 from relaxd.routines import Routine, builtin_routines
@@ -37,10 +38,15 @@ class ConfigError(Exception):
 
     def __init__(self, path: Path | None, problems: list[str]) -> None:
         self.path = path
-        self.problems = problems
+        self.problems = [_printable(p) for p in problems]
         where = str(path) if path is not None else "config"
-        self.lines = [f"{where}: {p}" for p in problems]
+        self.lines = [f"{where}: {p}" for p in self.problems]
         super().__init__("\n".join(self.lines))
+
+
+def _printable(text: str) -> str:
+    """One line per problem, even for a key like "\\r", and no terminal control codes from the file."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -58,17 +64,55 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise ConfigError(path, [f"{where}YAML syntax error: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(path, [f"YAML nested more than {MAX_DEPTH} levels deep"]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, ["the top level must be a mapping of keys (timezone, mqtt, rooms, ...)"])
+    shape = _shape_problem(data)
+    if shape is not None:
+        raise ConfigError(path, [shape])
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        # Settings(**data) would fail with a TypeError; say which keys instead.
+        raise ConfigError(path, [f"{k!r}: keys must be names, not {type(k).__name__}s" for k in odd[:10]])
     return data
+
+
+# Far beyond any real config, far below what Python's recursion (pydantic, the YAML dumper) copes with.
+MAX_DEPTH = 32
+# Values counted with YAML aliases expanded: `*alias` chains can otherwise make a small file
+# stand for billions of values, and validating or printing it would never end.
+MAX_VALUES = 100_000
+
+
+def _shape_problem(data: Any) -> str | None:
+    """Why the parsed YAML is too deep or too large to validate, or None (an iterative walk)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return f"the config holds more than {MAX_VALUES} values (with YAML aliases expanded)"
+        if depth > MAX_DEPTH:
+            return f"YAML nested more than {MAX_DEPTH} levels deep"
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return None
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
     # pydantic adds the tag of a union member (e.g. "str", "dict[str,any]") to the location.
-    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "bool"}))]
+    parts = [str(p) for p in loc if not (isinstance(p, str) and (_UNION_TAG.match(p) or p in {"str", "bool"}))]
     return ".".join(parts) or "(top level)"
+
+
+# "dict[str,any]", "literal['auto']", "function-after[...]": pydantic's tags, not the user's keys.
+_UNION_TAG = re.compile(r"^[a-z][a-z_-]*\[.*\]$")
 
 
 def validation_lines(exc: ValidationError) -> list[str]:
@@ -127,6 +171,11 @@ def load_settings(path: Path, *, check_cron: CronCheck | None = None) -> Setting
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(path, validation_lines(exc)) from None
+    except SettingsError as exc:
+        # A RELAXD_ variable for a whole section that is not JSON; the message names the field,
+        # never the value (it may be a secret).
+        raise ConfigError(path, [f"environment: {exc}; a RELAXD_ variable for a section "
+                                 "(e.g. RELAXD_ROOMS) must be JSON, or set single keys with __"]) from None
     problems = _reference_problems(settings)
     if check_cron is not None:
         for i, schedule in enumerate(settings.schedules):

@@ -58,6 +58,11 @@ def test_json_examples(text: str) -> None:
         RoomState.model_validate(data)
     elif "action" in data:
         parse_command(text.encode())
+    elif "status" in data:  # the answer to a request
+        assert set(data) <= {"status", "data", "error", "transaction"} and data["status"] in ("ok", "error")
+        assert ("error" in data) == (data["status"] == "error")
+    elif "room" in data:  # a schedule/add request
+        ScheduleConfig.model_validate({k: v for k, v in data.items() if k != "transaction"})
     else:
         raise AssertionError(f"an example nobody checks: {text[:80]}")
 

@@ -245,7 +245,11 @@ class RoomEngine:
         s = self.session
         assert s is not None
         s.offset_s -= s.phase_end(s.phase_index) - self.clock.monotonic()
-        self._advance()
+        if s.phase_index + 1 < len(s.routine.phases):
+            self._enter_phase(s.phase_index + 1, cmd.transaction)
+        else:
+            self._emit("session_finished", {**self._session_fields(reason="skipped"), "transaction": cmd.transaction})
+            self._restore()
 
     def _do_extend(self, cmd: Command) -> None:
         s = self.session
@@ -263,11 +267,11 @@ class RoomEngine:
 
     # --- phases and restore -------------------------------------------------------------------
 
-    def _enter_phase(self, index: int) -> None:
+    def _enter_phase(self, index: int, transaction: str | None = None) -> None:
         s = self.session
         assert s is not None
         s.phase_index = index
-        self._emit("phase_started", self._phase_fields())
+        self._emit("phase_started", {**self._phase_fields(), "transaction": transaction})
         self._publish_state()
         self.room.apply(s.phase)
         self._publish_state()  # device availability may have changed

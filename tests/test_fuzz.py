@@ -308,8 +308,6 @@ def finish(rig: Rig, before: dict[str, Any]) -> None:
     assert "Traceback" not in rig.daemon_log()
 
 
-@pytest.mark.xfail(strict=True, reason="relaxd/session.py RoomEngine._do_skip: the phase_started or session_finished "
-                   "a skip causes does not echo the command's transaction (DESIGN: echoed in the resulting event)")
 def test_a_skip_echoes_its_transaction_in_the_event_it_causes() -> None:
     engine = EngineRig()
     engine.send("start")

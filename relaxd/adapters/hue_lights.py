@@ -19,6 +19,7 @@ from relaxd.adapters.hue_fit import (
     restore_fields,
     snapshot_entry,
 )
+from relaxd.adapters.hue_shapes import state_problem
 from relaxd.adapters.hue_transport import DEVICE, HueBridge
 from relaxd.ports import DeviceError, LightScene, RestoreReport, SnapshotData
 
@@ -240,6 +241,10 @@ def _entries(snapshot: SnapshotData) -> dict[str, dict[str, Any]]:
         raise DeviceError(DEVICE, "not a Hue lights snapshot")
     if not all(isinstance(e, dict) and isinstance(e.get("on"), bool) for e in lights.values()):
         raise DeviceError(DEVICE, "the Hue lights snapshot is damaged")
+    for light_id, entry in lights.items():
+        problem = state_problem(entry) if str(light_id).isdigit() else "has an id that is not a number"
+        if problem is not None:
+            raise DeviceError(DEVICE, f"the Hue lights snapshot is damaged: light {light_id} {problem}")
     return {str(k): v for k, v in lights.items()}
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import phue
 
 from relaxd.adapters.hue_pacing import Pacer, group_pacer, light_pacer
+from relaxd.adapters.hue_shapes import groups_problem, lights_problem
 from relaxd.ports import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -119,10 +120,15 @@ class HueBridge:
     # -- what rooms use ---------------------------------------------------------------------------
 
     def get_lights(self) -> dict[str, Any]:
-        return _expect_dict(self.call("reading lights", lambda b: b.get_light()), "lights")
+        """GET /lights, checked: everything relaxd reads has the type the API gives it."""
+        lights = _expect_dict(self.call("reading lights", lambda b: b.get_light()), "lights")
+        _raise_shape("lights", lights_problem(lights))
+        return lights
 
     def get_groups(self) -> dict[str, Any]:
-        return _expect_dict(self.call("reading groups", lambda b: b.get_group()), "groups")
+        groups = _expect_dict(self.call("reading groups", lambda b: b.get_group()), "groups")
+        _raise_shape("groups", groups_problem(groups))
+        return groups
 
     def set_light_state(self, light_id: int, body: dict[str, Any]) -> None:
         # An int id: phue takes a string id for a light name.
@@ -229,6 +235,12 @@ def _expect_dict(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DeviceError(DEVICE, f"the bridge sent {what} in an unexpected shape")
     return value
+
+
+def _raise_shape(what: str, problem: str | None) -> None:
+    # A broken or foreign answer must come out as a DeviceError, not as a TypeError three calls later.
+    if problem is not None:
+        raise DeviceError(DEVICE, f"the bridge sent {what} in an unexpected shape: {problem}")
 
 
 def pair(

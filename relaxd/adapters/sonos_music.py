@@ -21,7 +21,10 @@ def prepare_source(call: Call, device: Any, source: MusicSource) -> Callable[[],
         if isinstance(reference, DidlContainer):
             # a playlist or album favorite plays from the queue, as the Sonos app plays it
             return lambda: play_from_queue(call, device, reference)
-        uri, meta = reference.resources[0].uri, favorite.resource_meta_data
+        if not getattr(reference, "resources", None):
+            # what the speaker said about the favorite has nothing to play (a foreign or broken answer)
+            raise DeviceError("speaker", f"the Sonos favorite {source.favorite!r} has no playable resource")
+        uri, meta = reference.resources[0].uri, getattr(favorite, "resource_meta_data", None)
         return lambda: call("play the favorite", lambda: device.play_uri(uri, meta), requests_n=2)
     if source.playlist:
         playlists = call("list the Sonos playlists", lambda: list(

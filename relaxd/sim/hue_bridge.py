@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -36,6 +38,16 @@ _FAULT_DESCRIPTIONS = {
     3: "resource, {address}, not available",
     901: "Internal error, 404",
 }
+# mangle(status, payload) -> (status, payload): rewrites an answer the bridge computed (fuzzing).
+Mangle = Callable[[int, Any], tuple[int, Any]]
+
+
+class _Fault(NamedTuple):
+    error_type: int
+    http_status: int
+    path_contains: str
+    body: bytes | None = None  # a raw body instead of an error object (garbage, truncated JSON)
+    mangle: Mangle | None = None
 
 
 class LogEntry(NamedTuple):
@@ -79,8 +91,7 @@ class HueBridgeSim:
         self._rate_limited = 0
         self._log: list[LogEntry] = []
         self._hand_log: list[HandChange] = []
-        # (error type, HTTP status, only for paths containing this)
-        self._faults: list[tuple[int, int, str]] = []
+        self._faults: list[_Fault] = []
         for index in range(lights):
             self._add_default_light(index)
         if lights:
@@ -145,8 +156,17 @@ class HueBridgeSim:
         parts = [p for p in path.split("/") if p]
         with self._lock:
             fault = self._take_fault(path)
-            if fault is not None:
-                return fault
+            if fault is not None and fault.mangle is None:
+                return self._fault_reply(fault, path)
+            reply = self._route(method, parts, body, body_ok)
+        if fault is not None and fault.mangle is not None:
+            status, payload = reply
+            # A copy: the answer may share objects with the bridge's own state.
+            return fault.mangle(status, copy.deepcopy(payload))
+        return reply
+
+    def _route(self, method: str, parts: list[str], body: Any, body_ok: bool) -> Reply:
+        with self._lock:
             # Admission time (not arrival) keeps the window monotonic under concurrent requests.
             if method == "PUT" and not self._admit(parts, time.monotonic()):
                 self._rate_limited += 1
@@ -163,11 +183,15 @@ class HueBridgeSim:
                 return 200, [error(2, "/" + "/".join(parts[2:]), "body contains invalid json")]
             return self._api.route(method, parts[1], parts[2:], body if method != "GET" else None)
 
-    def _take_fault(self, path: str) -> Reply | None:
-        index = next((i for i, f in enumerate(self._faults) if f[2] in path), None)
-        if index is None:
-            return None
-        error_type, status, _ = self._faults.pop(index)
+    def _take_fault(self, path: str) -> _Fault | None:
+        index = next((i for i, f in enumerate(self._faults) if f.path_contains in path), None)
+        return None if index is None else self._faults.pop(index)
+
+    @staticmethod
+    def _fault_reply(fault: _Fault, path: str) -> Reply:
+        error_type, status = fault.error_type, fault.http_status
+        if fault.body is not None:
+            return status, fault.body
         if status != 200:
             return status, HTTPStatus(status).phrase.encode()
         address = "/" + "/".join(path.strip("/").split("/")[2:])
@@ -210,12 +234,35 @@ class HueBridgeSim:
             self._api.link_pressed_at = time.monotonic() - ago_s
 
     def fail_next(
-        self, count: int = 1, *, error_type: int = 901, http_status: int = 200, path_contains: str = ""
+        self,
+        count: int = 1,
+        *,
+        error_type: int = 901,
+        http_status: int = 200,
+        path_contains: str = "",
+        body: bytes | None = None,
     ) -> None:
         """Answer the next count requests (to paths containing path_contains) with a bridge error
-        object of error_type, or with a bare HTTP status when http_status is not 200."""
+        object of error_type, or with a bare HTTP status when http_status is not 200, or with
+        exactly body (any bytes: garbage, truncated JSON) and http_status when body is given."""
         with self._lock:
-            self._faults.extend([(error_type, http_status, path_contains)] * count)
+            self._faults.extend([_Fault(error_type, http_status, path_contains, body)] * count)
+
+    def mangle_next(self, mangle: Mangle, count: int = 1, *, path_contains: str = "") -> None:
+        """Let the next count requests (to paths containing path_contains) be carried out, then
+        answer with mangle(status, payload) instead (payload: the JSON value, or bytes)."""
+        with self._lock:
+            self._faults.extend([_Fault(0, 200, path_contains, None, mangle)] * count)
+
+    def pending_faults(self) -> int:
+        """Injected faults not yet used up."""
+        with self._lock:
+            return len(self._faults)
+
+    def clear_faults(self) -> None:
+        """Forget injected faults not yet used up."""
+        with self._lock:
+            self._faults.clear()
 
     def add_light(self, model: LightModel, name: str | None = None, **state: Any) -> str:
         """Add a light with initial state fields (no validation); returns its id."""

@@ -43,11 +43,20 @@ class SoapCall:
     error_code: int | None  # the UPnP errorCode answered, None on success
 
 
+# mangle(status, envelope) -> (status, body): rewrites an answer the speaker computed (fuzzing).
+Mangle = Callable[[int, str], tuple[int, str | bytes]]
+ANY_ACTION = "*"
+
+
 @dataclass
 class _Fault:
-    action: str
+    action: str  # or ANY_ACTION
     code: int
     remaining: int
+    mangle: Mangle | None = None  # instead of a UPnP error: the real answer, rewritten
+
+    def matches(self, action: str) -> bool:
+        return self.remaining > 0 and self.action in (action, ANY_ACTION)
 
 
 class SonosSpeakerSim(SpeakerModel):
@@ -56,7 +65,8 @@ class SonosSpeakerSim(SpeakerModel):
     Besides the UPnP server it has a Python API for tests and the demo: `state()` reads
     everything, `hand_*` act as the user with the Sonos app, `load_queue()` and
     `start_cloud_queue()` set scenes up, `requests()` is the request log, `fail_next()`
-    injects UPnP errors and `latency_ms` delays every answer.
+    injects UPnP errors, `mangle_next()` and `garble_next()` malformed answers, and `latency_ms`
+    delays every answer.
     """
 
     def __init__(self, port: int = 0, room_name: str = "Massage Room", latency_ms: float = 0,
@@ -153,22 +163,43 @@ class SonosSpeakerSim(SpeakerModel):
             self._log.clear()
 
     def fail_next(self, action: str, code: int, times: int = 1) -> None:
-        """Answer the next `times` requests for action with UPnP error code."""
+        """Answer the next `times` requests for action ("*": any action) with UPnP error code."""
         with self._meta_lock:
             self._faults.append(_Fault(action, code, times))
 
-    def _injected_fault(self, action: str) -> UPnPError | None:
+    def mangle_next(self, action: str, mangle: Mangle, times: int = 1) -> None:
+        """Carry out the next `times` requests for action ("*": any action), then answer with
+        mangle(HTTP status, SOAP envelope) instead: malformed XML, odd codes, wrong values."""
+        with self._meta_lock:
+            self._faults.append(_Fault(action, 0, times, mangle))
+
+    def garble_next(self, action: str, body: str | bytes, status: int = 200, times: int = 1) -> None:
+        """Answer the next `times` requests for action ("*": any action) with exactly body."""
+        self.mangle_next(action, lambda _status, _text: (status, body), times)
+
+    def pending_faults(self) -> int:
+        """Injected faults not yet used up."""
+        with self._meta_lock:
+            return sum(f.remaining for f in self._faults)
+
+    def clear_faults(self) -> None:
+        """Forget injected faults not yet used up."""
+        with self._meta_lock:
+            self._faults.clear()
+
+    def _take_fault(self, action: str) -> _Fault | None:
         with self._meta_lock:
             for fault in self._faults:
-                if fault.action == action and fault.remaining > 0:
+                if fault.matches(action):
                     fault.remaining -= 1
-                    return UPnPError(fault.code, "injected")
+                    return fault
         return None
 
-    def handle_control(self, path: str, soap_action: str, body: bytes) -> tuple[int, str]:
-        """Answer one control POST: (HTTP status, SOAP envelope)."""
+    def handle_control(self, path: str, soap_action: str, body: bytes) -> tuple[int, str | bytes]:
+        """Answer one control POST: (HTTP status, SOAP envelope, or what a mangle made of it)."""
         service = service_by_control_url(path)
         service_name, action, args = "", "", {}
+        mangle: Mangle | None = None
         try:
             service_name, action = parse_soap_action(soap_action)
             if service is None or service.name != service_name or action not in service.actions:
@@ -176,15 +207,17 @@ class SonosSpeakerSim(SpeakerModel):
             args = parse_arguments(body, action)
             if any(name not in args for name in service.actions[action][0]):
                 raise UPnPError(402, "Invalid Args")
-            fault = self._injected_fault(action)
-            if fault is not None:
-                raise fault
-            answer = response_xml(service, action, dispatch(self, action, args))
+            fault = self._take_fault(action)
+            if fault is not None and fault.mangle is None:
+                raise UPnPError(fault.code, "injected")
+            mangle = fault.mangle if fault is not None else None
+            status, answer = 200, response_xml(service, action, dispatch(self, action, args))
         except UPnPError as error:
             self._record(service_name, action, args, error.code)
-            return 500, fault_xml(error)
-        self._record(service_name, action, args, None)
-        return 200, answer
+            status, answer = 500, fault_xml(error)
+        else:
+            self._record(service_name, action, args, None)
+        return mangle(status, answer) if mangle is not None else (status, answer)
 
     def _record(self, service: str, action: str, args: Mapping[str, str],
                 code: int | None) -> None:
@@ -218,8 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
         if latency_ms > 0:
             time.sleep(latency_ms / 1000)
 
-    def _send(self, status: int, text: str) -> None:
-        data = text.encode("utf-8")
+    def _send(self, status: int, text: str | bytes) -> None:
+        data = text.encode("utf-8") if isinstance(text, str) else text
         self.send_response(status)
         self.send_header("Content-Type", 'text/xml; charset="utf-8"')
         self.send_header("Content-Length", str(len(data)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +20,7 @@ from relaxd.topics import Topics
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, bool], None]
+PROBE_TIMEOUT_S = 3.0  # the diagnostic connection made once per outage (see _unreachable_reason)
 
 
 def valid_filter(topic_filter: str) -> bool:
@@ -283,10 +286,34 @@ class MqttBus:
             log.debug("MQTT connect attempt ended: %s", reason)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        level = logging.DEBUG if self._outage_logged else logging.WARNING
+        if self._outage_logged:
+            log.debug("MQTT broker %s:%d still unreachable", self.config.host, self.config.port)
+            return
         self._outage_logged = True
-        log.log(level, "MQTT broker %s:%d unreachable; retrying with backoff", self.config.host,
-                self.config.port)
+        # paho does not say why; without a reason a wrong CA looks exactly like a broker that is down.
+        reason = self._unreachable_reason()
+        log.warning("MQTT broker %s:%d unreachable%s; retrying with backoff", self.config.host,
+                    self.config.port, f" ({reason})" if reason else "")
+
+    def _unreachable_reason(self) -> str:
+        """A second, plain attempt to find why connecting fails: refused, timed out, or TLS."""
+        try:
+            sock = socket.create_connection((self.config.host, self.config.port), timeout=PROBE_TIMEOUT_S)
+        except OSError as exc:
+            return exc.strerror or str(exc) or type(exc).__name__
+        with sock:
+            tls = self.config.tls
+            if tls is None:
+                return ""
+            try:
+                context = ssl.create_default_context(cafile=str(tls.ca_certs) if tls.ca_certs else None)
+                if tls.certfile is not None:
+                    context.load_cert_chain(str(tls.certfile), str(tls.keyfile) if tls.keyfile else None)
+                context.check_hostname = not tls.insecure
+                with context.wrap_socket(sock, server_hostname=self.config.host):
+                    return ""
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                return f"TLS: {exc}"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = "?"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from relaxd.events import CommandRejected, parse_command
 from relaxd.units import percent_to_bri_254
 from tests.mosquitto import Collector, Received
 from tests.test_e2e_run import Rig
@@ -90,3 +92,57 @@ def wait_online(mqtt: Collector, rooms: int = 1, timeout_s: float = 20) -> None:
     mqtt.wait_for_message("relaxd/status", "online", timeout_s=timeout_s)
     mqtt.wait_for(lambda m: all(last_state(m, f"room{i + 1}") is not None for i in range(rooms)),
                   timeout_s=timeout_s)
+
+
+@dataclass
+class RoomModel:
+    """What room1 must say for each command, from the state machine of DESIGN.md."""
+
+    phase_counts: dict[str, int]
+    default_routine: str = "test"
+    state: str = "idle"
+    phase: int = 0
+    phase_count: int = 0
+    expected: list[str] = field(default_factory=list)  # event names of room1, in order
+    rejected_tx: list[str | None] = field(default_factory=list)
+
+    def command(self, payload: bytes) -> None:
+        try:
+            cmd = parse_command(payload)
+        except CommandRejected as exc:
+            self._reject(exc.transaction)
+            return
+        self.do(cmd.action, cmd.routine, cmd.transaction)
+
+    def do(self, action: str, routine: str | None = None, transaction: str | None = None) -> None:
+        if action == "toggle":
+            action = "start" if self.state == "idle" else "stop"
+        allowed = {"start": ("idle",), "stop": ("running", "paused"), "pause": ("running",),
+                   "resume": ("paused",), "skip": ("running",), "extend": ("running", "paused")}[action]
+        if self.state not in allowed:
+            self._reject(transaction)
+        elif action == "start":
+            name = routine or self.default_routine
+            if name not in self.phase_counts:
+                self._reject(transaction)
+                return
+            self.state, self.phase, self.phase_count = "running", 0, self.phase_counts[name]
+            self.expected += ["session_started", "phase_started"]
+        elif action == "stop":
+            self.state = "idle"
+            self.expected += ["session_stopped", "room_restored"]
+        elif action in ("pause", "resume"):
+            self.state = "paused" if action == "pause" else "running"
+            self.expected.append(f"session_{action}d")
+        elif action == "extend":
+            self.expected.append("session_extended")
+        elif self.phase + 1 < self.phase_count:  # skip
+            self.phase += 1
+            self.expected.append("phase_started")
+        else:
+            self.state = "idle"
+            self.expected += ["session_finished", "room_restored"]
+
+    def _reject(self, transaction: str | None) -> None:
+        self.expected.append("command_rejected")
+        self.rejected_tx.append(transaction)

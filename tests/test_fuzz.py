@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,13 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from relaxd.configfile import all_routines, load_settings
-from relaxd.events import ACTIONS, CommandRejected, parse_command
+from relaxd.events import ACTIONS
 from tests.mosquitto import Collector, Mosquitto, Received
 from tests.reliability import (
     COMMAND_FUZZ_BATCH,
     COMMAND_FUZZ_BATCHES,
     TRIGGER_FUZZ_BATCHES,
+    RoomModel,
     last_state,
     phases,
     reconfigure,
@@ -97,60 +97,6 @@ rooms = st.sampled_from(["room1"] * 12 + ["attic", "Bad-Room", "a" * 40])
 
 
 # --- the model ----------------------------------------------------------------------------------
-
-
-@dataclass
-class RoomModel:
-    """What room1 must say for each command, from the state machine of DESIGN.md."""
-
-    phase_counts: dict[str, int]
-    default_routine: str = "test"
-    state: str = "idle"
-    phase: int = 0
-    phase_count: int = 0
-    expected: list[str] = field(default_factory=list)  # event names of room1, in order
-    rejected_tx: list[str | None] = field(default_factory=list)
-
-    def command(self, payload: bytes) -> None:
-        try:
-            cmd = parse_command(payload)
-        except CommandRejected as exc:
-            self._reject(exc.transaction)
-            return
-        self.do(cmd.action, cmd.routine, cmd.transaction)
-
-    def do(self, action: str, routine: str | None = None, transaction: str | None = None) -> None:
-        if action == "toggle":
-            action = "start" if self.state == "idle" else "stop"
-        allowed = {"start": ("idle",), "stop": ("running", "paused"), "pause": ("running",),
-                   "resume": ("paused",), "skip": ("running",), "extend": ("running", "paused")}[action]
-        if self.state not in allowed:
-            self._reject(transaction)
-        elif action == "start":
-            name = routine or self.default_routine
-            if name not in self.phase_counts:
-                self._reject(transaction)
-                return
-            self.state, self.phase, self.phase_count = "running", 0, self.phase_counts[name]
-            self.expected += ["session_started", "phase_started"]
-        elif action == "stop":
-            self.state = "idle"
-            self.expected += ["session_stopped", "room_restored"]
-        elif action in ("pause", "resume"):
-            self.state = "paused" if action == "pause" else "running"
-            self.expected.append(f"session_{action}d")
-        elif action == "extend":
-            self.expected.append("session_extended")
-        elif self.phase + 1 < self.phase_count:  # skip
-            self.phase += 1
-            self.expected.append("phase_started")
-        else:
-            self.state = "idle"
-            self.expected += ["session_finished", "room_restored"]
-
-    def _reject(self, transaction: str | None) -> None:
-        self.expected.append("command_rejected")
-        self.rejected_tx.append(transaction)
 
 
 def trigger_fires(payload: bytes) -> bool:

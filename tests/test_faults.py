@@ -237,3 +237,28 @@ def test_a_device_slower_than_the_timeout_is_unavailable_then_recovers(rig: Rig,
     assert "Traceback" not in rig.daemon_log()
     same_room(before, rig.before())
     assert rig.stop_daemon() == 0
+
+
+def test_a_light_unreachable_at_the_end_is_restored_when_it_answers_again(rig: Rig) -> None:
+    # The bridge is fine, one bulb is not (switched off at the wall): set_reachable(False).
+    use_routine(rig, phases(2, 2))
+    before = rig.before()
+    lamp = next(i for i in rig.hue.light_ids() if rig.hue.light(i)["name"] == "room1 lamp")
+    with Collector(rig.broker, ["relaxd/#"]) as mqtt:
+        rig.start_daemon()
+        wait_online(mqtt)
+        mqtt.publish("relaxd/room1/set", "start")
+        mqtt.wait_for(lambda m: [e.get("phase") for e in room_events(m)].count("phase2") == 1, timeout_s=10)
+        assert wait_until(lambda: shows_phase(rig, 1, "lights"), 5)
+        rig.hue.set_reachable(lamp, False)
+        msgs = mqtt.wait_for(lambda m: "restore_failed" in event_names(m), timeout_s=10)
+        failed = next(e for e in room_events(msgs) if e["event"] == "restore_failed")
+        assert "room1 lamp" in failed["reason"] and "unreachable" in failed["reason"]
+        assert "lights" in json.loads(snapshot_file(rig).read_text())["data"]["devices"]
+        rig.hue.set_reachable(lamp, True)
+        msgs = mqtt.wait_for(lambda m: "room_restored" in event_names(m), timeout_s=20)
+    assert len(device_events(msgs, "device_unavailable", "lights")) == 1
+    assert len(device_events(msgs, "device_available", "lights")) == 1
+    same_room(before, rig.before())
+    assert not snapshot_file(rig).exists()
+    assert rig.stop_daemon() == 0

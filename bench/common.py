@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -158,6 +159,13 @@ def start_process(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     proc: subprocess.Popen[Any] = subprocess.Popen(args, **kwargs)
     LIVE.append(proc)
     return proc
+
+
+def read_line(proc: subprocess.Popen[Any], timeout_s: float) -> str:
+    """The next line a child prints on its stdout pipe, or "" if none comes within timeout_s."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    return str(proc.stdout.readline()).strip() if ready else ""
 
 
 def end_process(proc: subprocess.Popen[Any], timeout_s: float = 30.0) -> int | None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchResult, end_process, proc_cpu_ns, proc_cpu_s, proc_status_kb, start_process
+from bench.common import BenchResult, end_process, proc_cpu_ns, proc_cpu_s, proc_status_kb, read_line, start_process
 from bench.harness import Daemon, TimedHueBridgeSim, Watcher, base_config
 from bench.rooms import add_two_lights, demo_speaker, phase, room_config
 from tests.mosquitto import Mosquitto
@@ -37,8 +37,7 @@ def _start_floor(port: int, watcher: Watcher, workdir: Path) -> tuple[subprocess
     began = time.monotonic()
     proc = start_process([sys.executable, "-c", FLOOR, str(port)], cwd=workdir, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()  # bounded: the process prints or exits
+    line = read_line(proc, 30)
     if line != "imported":
         raise RuntimeError(f"the floor process failed: {line!r}")
     rss = proc_status_kb(proc.pid, "VmRSS") or 0

@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import ROOT, end_process, start_process
+from bench.common import ROOT, end_process, read_line, start_process
 from relaxd.sim.hue_bridge import HueBridgeSim
 
 LOOPBACK = "127.0.0.1"
@@ -274,8 +274,7 @@ class Recorder:
     def __init__(self, port: int, topics: list[str], needle: str, workdir: Path) -> None:
         self.proc = start_process([sys.executable, "-c", RECORDER, str(port), needle, *topics], cwd=workdir,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
+        if read_line(self.proc, 30) != "ready":
             end_process(self.proc, 5)
             raise RuntimeError("the recorder process did not subscribe")
 

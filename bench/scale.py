@@ -15,7 +15,7 @@ from relaxd.sim.sonos_speaker import SonosSpeakerSim
 from tests.mosquitto import Mosquitto
 
 ROOMS = 50
-BROADCAST = "bench/all-rooms"
+BROADCAST = "bench/all-rooms"  # "start" starts every room, "stop" stops every room
 
 
 class Setup:
@@ -56,7 +56,8 @@ class Setup:
                 names = [f"{room} ceiling", f"{room} lamp"]
                 config["rooms"][room] = room_config(names=names, speaker=speaker, routine="scale")
         config["routines"]["scale"] = routine
-        config["triggers"] = [{"topic": BROADCAST, "match": "go", "room": r, "do": "toggle"} for r in self.rooms]
+        config["triggers"] = [{"topic": BROADCAST, "match": do, "room": r, "do": do}
+                              for r in self.rooms for do in ("start", "stop")]
         return config
 
     def states(self) -> dict[str, dict[str, Any]]:
@@ -68,9 +69,9 @@ class Setup:
                 out[f"{room}/speaker"] = speaker_fields(self.speakers[room])
         return out
 
-    def lights_set(self, room: str, since: float, until: float) -> float | None:
+    def lights_set(self, room: str, since: float) -> float | None:
         """When the room's first scene was on all its lights (group PUT or last per-light PUT)."""
-        done = [d for d in self.hue.done_log(since) if d.at_s < until and d.method == "PUT" and d.status == 200]
+        done = [d for d in self.hue.done_log(since) if d.method == "PUT" and d.status == 200]
         if room in self.groups:
             hits = [d.at_s for d in done if d.path == f"/groups/{self.groups[room]}/action"]
             return hits[0] if hits else None
@@ -113,7 +114,7 @@ def scenario(groups: bool, speakers: bool, phases: list[float], hue_ms: float, s
             limited = setup.hue.rate_limited_count
             cpu0 = proc_cpu_s(daemon.pid) or 0.0
             start = watcher.mark()
-            t0 = watcher.publish(BROADCAST, "go")
+            t0 = watcher.publish(BROADCAST, "start")
             watcher.wait_count("phase_started", ROOMS, 120)
             cpu_first = (proc_cpu_s(daemon.pid) or 0.0) - cpu0
             own_first = (proc_cpu_s(os.getpid()) or 0.0) - own0
@@ -121,7 +122,7 @@ def scenario(groups: bool, speakers: bool, phases: list[float], hue_ms: float, s
             bridge_bound_s = ROOMS * (1.1 if groups else 0.22) + 30
             watcher.wait_count("phase_started", ROOMS * count, sum(phases) + bridge_bound_s * count)
             if stop_after_phase:
-                watcher.publish(BROADCAST, "go")
+                watcher.publish(BROADCAST, "stop")
             watcher.wait_count("room_restored", ROOMS, bridge_bound_s + 60)
             hwm = proc_status_kb(daemon.pid, "VmHWM") or 0
             cpu = (proc_cpu_s(daemon.pid) or 0.0) - cpu0
@@ -171,7 +172,7 @@ def analyse(setup: Setup, msgs: list[Any], records: list[tuple[float, str, Any]]
                 planned = began[room] + sum(phases[:k])
                 errors.append(at_s + offset - planned)
                 stamped.append(at_wall - planned)
-    lights = [setup.lights_set(r, t0, t0 + phases[0]) for r in setup.rooms]
+    lights = [setup.lights_set(r, t0) for r in setup.rooms]
     music = [setup.music_set(r, t0) for r in setup.speakers]
     rooms_ok = 0
     diffs: list[str] = []
@@ -210,7 +211,18 @@ def evidence(setup: Setup, t0: float, first_phase_s: float) -> dict[str, Any]:
         first_set = next((i for i, c in enumerate(calls) if c.action == "SetVolume"), None)
         if first_set:
             snapshots.append(calls[first_set - 1].at - t0)
+    group_puts = [d for d in done if d.method == "PUT" and d.path.startswith("/groups/") and d.status == 200]
+    later_first = None
+    if group_puts:
+        # FIFO pacing would answer every room's first scene before any room's second one
+        first_bri = group_puts[0].body.get("bri")
+        firsts: dict[str, float] = {}
+        for d in group_puts:
+            firsts.setdefault(d.path, d.at_s)
+        last_first = max(firsts.values())
+        later_first = sum(1 for d in group_puts if d.body.get("bri") != first_bri and d.at_s < last_first)
     return {
+        "later_phase_group_commands_before_the_last_first_scene": later_first,
         "hue_gets_first_phase": len(gets),
         "hue_last_get_ms": ms(max(d.at_s for d in gets) - t0) if gets else None,
         "sonos_snapshot_done_ms": {"p50": ms(pct(snapshots, 50)), "max": ms(max(snapshots))} if snapshots else None,

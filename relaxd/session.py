@@ -7,40 +7,17 @@ import queue
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from relaxd.events import DEFAULT_EXTEND_MINUTES, Command, Event, RoomState, RoomStateName, iso_utc
 from relaxd.ports import Clock, EventBus
 from relaxd.room import Room, SnapshotNotSaved
-from relaxd.routines import Phase, Routine
+from relaxd.routines import Routine
+from relaxd.session_data import Session
 
 log = logging.getLogger(__name__)
 MAX_RESTORE_BACKOFF_S = 300.0
-
-
-@dataclass
-class _Session:
-    session_id: str
-    routine_name: str
-    routine: Routine
-    start_mono: float
-    started_at: datetime
-    phase_index: int = 0
-    offset_s: float = 0.0  # pauses, extends and skips; deadlines stay anchored to start_mono
-    paused_at: float | None = None
-    next_check_in: float | None = None
-
-    def phase_end(self, index: int) -> float:
-        return self.start_mono + sum(p.duration for p in self.routine.phases[: index + 1]) + self.offset_s
-
-    def phase_start(self, index: int) -> float:
-        return self.start_mono + sum(p.duration for p in self.routine.phases[:index]) + self.offset_s
-
-    @property
-    def phase(self) -> Phase:
-        return self.routine.phases[self.phase_index]
 
 
 class RoomEngine:
@@ -56,7 +33,7 @@ class RoomEngine:
         self.selected_routine = default_routine
         self.retry_every_s = retry_every_s
         self.state: RoomStateName = "idle"
-        self.session: _Session | None = None
+        self.session: Session | None = None
         self.next_session_at: datetime | None = None
         self._seq = 0
         self._inbox: queue.SimpleQueue[Command | tuple[str, Any]] = queue.SimpleQueue()
@@ -197,7 +174,7 @@ class RoomEngine:
         if routine is None:
             self._reject(cmd, f"unknown routine {name!r}; known: {', '.join(sorted(self.routines))}")
             return
-        session = _Session(session_id=uuid.uuid4().hex[:12], routine_name=name, routine=routine,
+        session = Session(session_id=uuid.uuid4().hex[:12], routine_name=name, routine=routine,
                            start_mono=self.clock.monotonic(), started_at=self.clock.now())
         meta = {"session_id": session.session_id, "routine": name, "started_at": iso_utc(session.started_at)}
         try:
@@ -325,25 +302,14 @@ class RoomEngine:
 
     # --- payloads -----------------------------------------------------------------------------
 
-    def _wall(self, mono: float) -> datetime:
-        return self.clock.now() + timedelta(seconds=mono - self.clock.monotonic())
-
     def _session_fields(self, reason: str | None = None) -> dict[str, Any]:
-        s = self.session
-        if s is None:
+        if self.session is None:
             return {"reason": reason}
-        ends = None if self.state == "paused" else iso_utc(self._wall(s.phase_end(len(s.routine.phases) - 1)))
-        return {"session_id": s.session_id, "routine": s.routine_name, "phase_count": len(s.routine.phases),
-                "session_ends_at": ends, "reason": reason}
+        return self.session.session_fields(self.clock, paused=self.state == "paused", reason=reason)
 
     def _phase_fields(self) -> dict[str, Any]:
-        s = self.session
-        assert s is not None
-        phase = s.phase
-        ends = None if self.state == "paused" else iso_utc(self._wall(s.phase_end(s.phase_index)))
-        return {**self._session_fields(), "phase": phase.name, "phase_index": s.phase_index,
-                "technique": phase.technique_name, "intensity": phase.intensity, "cues": phase.cues,
-                "phase_ends_at": ends}
+        assert self.session is not None
+        return self.session.phase_fields(self.clock, paused=self.state == "paused")
 
     def _emit(self, name: str, fields: dict[str, Any]) -> None:
         self._seq += 1
@@ -357,18 +323,7 @@ class RoomEngine:
                           next_session_at=iso_utc(self.next_session_at),
                           devices={n: "online" if up else "offline" for n, up in self.room.online.items()})
         if s is not None:
-            running = self.state == "running"
-            state.session_id = s.session_id
-            state.routine = s.routine_name
-            state.phase = s.phase.name
-            state.phase_index = s.phase_index
-            state.phase_count = len(s.routine.phases)
-            state.phase_started_at = iso_utc(self._wall(s.phase_start(s.phase_index)))
-            state.phase_ends_at = iso_utc(self._wall(s.phase_end(s.phase_index))) if running else None
-            state.session_started_at = iso_utc(s.started_at)
-            state.session_ends_at = (
-                iso_utc(self._wall(s.phase_end(len(s.routine.phases) - 1))) if running else None
-            )
+            s.fill_state(state, self.clock, running=self.state == "running")
         payload = state.payload()
         with self._state_lock:
             self._last_state = payload

@@ -1,0 +1,69 @@
+"""A running session's timeline and the payload fields derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from relaxd.events import RoomState, iso_utc
+from relaxd.ports import Clock
+from relaxd.routines import Phase, Routine
+
+
+def wall(clock: Clock, mono: float) -> datetime:
+    """The wall-clock time of a point on the clock's monotonic scale."""
+    return clock.now() + timedelta(seconds=mono - clock.monotonic())
+
+
+@dataclass
+class Session:
+    """One session of a routine; deadlines are anchored to start_mono so they never drift."""
+
+    session_id: str
+    routine_name: str
+    routine: Routine
+    start_mono: float
+    started_at: datetime
+    phase_index: int = 0
+    offset_s: float = 0.0  # pauses, extends and skips move every later deadline at once
+    paused_at: float | None = None
+    next_check_in: float | None = None
+
+    def phase_end(self, index: int) -> float:
+        return self.start_mono + sum(p.duration for p in self.routine.phases[: index + 1]) + self.offset_s
+
+    def phase_start(self, index: int) -> float:
+        return self.start_mono + sum(p.duration for p in self.routine.phases[:index]) + self.offset_s
+
+    @property
+    def phase(self) -> Phase:
+        return self.routine.phases[self.phase_index]
+
+    @property
+    def end(self) -> float:
+        return self.phase_end(len(self.routine.phases) - 1)
+
+    def session_fields(self, clock: Clock, *, paused: bool, reason: str | None = None) -> dict[str, Any]:
+        # While paused the end is unknown: it moves on resume.
+        ends = None if paused else iso_utc(wall(clock, self.end))
+        return {"session_id": self.session_id, "routine": self.routine_name,
+                "phase_count": len(self.routine.phases), "session_ends_at": ends, "reason": reason}
+
+    def phase_fields(self, clock: Clock, *, paused: bool) -> dict[str, Any]:
+        phase = self.phase
+        ends = None if paused else iso_utc(wall(clock, self.phase_end(self.phase_index)))
+        return {**self.session_fields(clock, paused=paused), "phase": phase.name, "phase_index": self.phase_index,
+                "technique": phase.technique_name, "intensity": phase.intensity, "cues": phase.cues,
+                "phase_ends_at": ends}
+
+    def fill_state(self, state: RoomState, clock: Clock, *, running: bool) -> None:
+        state.session_id = self.session_id
+        state.routine = self.routine_name
+        state.phase = self.phase.name
+        state.phase_index = self.phase_index
+        state.phase_count = len(self.routine.phases)
+        state.phase_started_at = iso_utc(wall(clock, self.phase_start(self.phase_index)))
+        state.phase_ends_at = iso_utc(wall(clock, self.phase_end(self.phase_index))) if running else None
+        state.session_started_at = iso_utc(self.started_at)
+        state.session_ends_at = iso_utc(wall(clock, self.end)) if running else None

@@ -19,6 +19,7 @@ from relaxd.ports import DeviceError, MusicSource, RestoreReport, SnapshotData
 log = logging.getLogger(__name__)
 
 MIN_STEP_S = 0.1  # a ramp sends at most ten volume steps a second
+FAVORITES_TTL_S = 60.0
 # Restoring cannot succeed on a retry after these: the saved source itself cannot be started.
 UNRESTORABLE_CODES = {402: "a cloud queue (Spotify Connect, Alexa) that only its app can restart",
                       714: "the speaker no longer accepts the saved source URI"}
@@ -54,6 +55,7 @@ class SonosSpeaker:
         self._op_lock = threading.RLock()  # one operation at a time
         self._ramp_stop: threading.Event | None = None
         self._ramp_thread: threading.Thread | None = None
+        self._favorites_cache: tuple[float, list[Any]] | None = None
         self._reset_session()
 
     def _reset_session(self) -> None:
@@ -63,6 +65,21 @@ class SonosSpeaker:
             self._hand_volume = False
             self._hand_source = False
             self._restore_plan: tuple[bool, bool] | None = None
+            self._muted_at_snapshot: bool | None = None  # None: unknown, so unmute to be sure
+
+    def _favorites(self, device: Any) -> list[Any]:
+        """The Sonos favorites, read at most once a minute: a session start should not wait for
+        a browse that almost never changes (a favorite added in the app shows up a minute later)."""
+        now_s = time.monotonic()
+        with self._lock:
+            cached = self._favorites_cache
+        if cached is not None and now_s - cached[0] < FAVORITES_TTL_S:
+            return cached[1]
+        favorites: list[Any] = self._call("list the Sonos favorites", lambda: list(
+            device.music_library.get_sonos_favorites(complete_result=True)), requests_n=2)
+        with self._lock:
+            self._favorites_cache = (now_s, favorites)
+        return favorites
 
     def _where(self) -> str:
         return self.host or repr(self.name)
@@ -174,6 +191,8 @@ class SonosSpeaker:
             snap = sonos_snapshot.RelaxdSnapshot(device, snapshot_queue=True)
             # about a dozen requests plus one per 400 queue items
             self._call("take a snapshot", snap.snapshot, requests_n=16)
+            with self._lock:
+                self._muted_at_snapshot = bool(snap.mute)
             return sonos_snapshot.to_data(snap, self._call("read the uid", lambda: device.uid))
 
     def start_music(self, source: MusicSource, volume: int, ramp_s: float) -> None:
@@ -186,13 +205,19 @@ class SonosSpeaker:
                 log.info("speaker %s: the user chose other music; not starting ours", self._where())
                 return
             device = self._coordinator()
-            play = prepare_source(self._call, device, source)
+            try:
+                play = prepare_source(self._call, device, source, self._favorites)
+            except DeviceError:
+                with self._lock:
+                    self._favorites_cache = None  # a broken or outdated list is read again next time
+                raise
             target = self._capped(volume)
             start = 0 if ramp_s > 0 else target
             if not self._hand_volume:
                 # silence first, so that switching source never blares at the previous volume
                 self._set(device, start)
-                self._call("unmute", lambda: setattr(device, "mute", False))
+                if self._muted_at_snapshot is not False:
+                    self._call("unmute", lambda: setattr(device, "mute", False))
             play()
             uri = self._call("read the source", lambda: device.get_current_media_info()["uri"])
             with self._lock:

@@ -11,11 +11,11 @@ from relaxd.adapters.sonos_calls import DeadlineCaller as Call
 from relaxd.ports import DeviceError, MusicSource
 
 
-def prepare_source(call: Call, device: Any, source: MusicSource) -> Callable[[], None]:
+def prepare_source(call: Call, device: Any, source: MusicSource,
+                   favorites_of: Callable[[Any], list[Any]]) -> Callable[[], None]:
     """Look source up (raising DeviceError for an unknown title) and return what plays it."""
     if source.favorite:
-        favorites = call("list the Sonos favorites", lambda: list(
-            device.music_library.get_sonos_favorites(complete_result=True)), requests_n=2)
+        favorites = favorites_of(device)
         favorite = by_title(favorites, source.favorite, "favorite")
         reference = call("read the favorite", lambda: favorite.reference)
         if isinstance(reference, DidlContainer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from soco.data_structures import to_didl_string
@@ -13,6 +14,7 @@ from soco.snapshot import Snapshot
 from relaxd.ports import SnapshotData
 
 log = logging.getLogger(__name__)
+_PARALLEL_READS = 4
 
 FORMAT = "soco-snapshot/1"
 _SCALARS = (str, int, float, bool, type(None))
@@ -31,6 +33,58 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
     def __init__(self, device: Any, snapshot_queue: bool = True) -> None:
         super().__init__(device, snapshot_queue=snapshot_queue)
         self.restore_volume = True
+
+    def snapshot(self) -> bool:
+        """soco's Snapshot.snapshot(), the same attributes, read in two parallel rounds.
+
+        soco reads about a dozen values one after the other, and the room waits for them before
+        the lights or the music may change: the reads do not depend on each other, so they are
+        asked at once (a few at a time, which a speaker serves fine), cutting the start of every
+        session by ~10 round trips. Restore is soco's own.
+        """
+        device = self.device
+        with ThreadPoolExecutor(max_workers=_PARALLEL_READS, thread_name_prefix="sonos-snapshot") as pool:
+            first = {name: pool.submit(read) for name, read in (
+                ("is_coordinator", lambda: device.is_coordinator),
+                ("media_info", lambda: device.avTransport.GetMediaInfo([("InstanceID", 0)])),
+                ("volume", lambda: device.volume), ("mute", lambda: device.mute),
+                ("bass", lambda: device.bass), ("treble", lambda: device.treble),
+                ("loudness", lambda: device.loudness),
+                ("transport_info", device.get_current_transport_info),
+            )}
+            got = {name: future.result() for name, future in first.items()}
+            self.is_coordinator = got["is_coordinator"]
+            self.media_uri = got["media_info"]["CurrentURI"]
+            if self.media_uri.split(":")[0] == "x-rincon-queue":
+                if self.media_uri.split("#")[1] == "0":
+                    self.is_playing_queue = True
+                else:
+                    self.is_playing_cloud_queue = True
+            for name in ("volume", "mute", "bass", "treble", "loudness"):
+                setattr(self, name, got[name])
+            second: dict[str, Future[Any]] = {}
+            if self.is_playing_queue:
+                second["play_mode"] = pool.submit(lambda: device.play_mode)
+                second["track_info"] = pool.submit(device.get_current_track_info)
+                if self.is_coordinator:
+                    second["cross_fade"] = pool.submit(lambda: device.cross_fade)
+            else:
+                self.media_metadata = got["media_info"]["CurrentURIMetaData"]
+            if self.queue is not None:
+                second["queue"] = pool.submit(self._save_queue)
+            results = {name: future.result() for name, future in second.items()}
+        if self.is_playing_queue:
+            self.play_mode = results["play_mode"]
+            if "cross_fade" in results:
+                self.cross_fade = results["cross_fade"]
+            track_info = results["track_info"]
+            if track_info is not None:
+                if track_info["playlist_position"] != "":
+                    self.playlist_position = int(track_info["playlist_position"])
+                self.track_position = track_info["position"]
+        if self.is_coordinator and got["transport_info"] is not None:
+            self.transport_state = got["transport_info"]["current_transport_state"]
+        return bool(self.is_coordinator)
 
     def _restore_volume(self, fade: bool) -> None:
         if not self.restore_volume:

@@ -33,6 +33,8 @@ COMMAND_FUZZ_BATCH = 60  # payloads per batch, at most
 TRIGGER_FUZZ_BATCHES = scaled(10, 100)
 DEVICE_FUZZ_EXAMPLES = scaled(120, 1200)
 STORM_COMMANDS = scaled(1000, 5000)
+# pytest-timeout's limit per test (pyproject: 120 s); the long profile's tests run for minutes.
+TEST_TIMEOUT_S = 1800 if LONG else 120
 
 
 # (brightness %, colour temperature K, volume) of phase i of a routine made by phases().
@@ -60,6 +62,18 @@ def shows_phase(rig: Rig, index: int, device: str, room: str = "room1") -> bool:
 
 def _light_id(rig: Rig, name: str) -> str:
     return next(i for i in rig.hue.light_ids() if rig.hue.light(i)["name"] == name)
+
+
+def same_room_after(before: dict[str, Any], rig: Rig, outage_s: float) -> None:
+    """same_room, for a speaker that was given back (and played on) up to outage_s before the end."""
+    after = rig.before()
+    assert after["lights"] == before["lights"]
+    for room, state in before["speakers"].items():
+        now = after["speakers"][room]
+        assert {k: v for k, v in now.items() if k != "position_s"} == \
+            {k: v for k, v in state.items() if k != "position_s"}
+        # Restored to the snapshot's position, then playing on while the other device was away.
+        assert -5 < now["position_s"] - state["position_s"] < 15 + outage_s
 
 
 def reconfigure(rig: Rig, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

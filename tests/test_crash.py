@@ -11,10 +11,19 @@ from typing import Any
 import pytest
 
 from tests.mosquitto import Collector, Mosquitto, wait_until
-from tests.reliability import event_names, last_state, phases, reconfigure, room_events, shows_phase, wait_online
+from tests.reliability import (
+    TEST_TIMEOUT_S,
+    event_names,
+    last_state,
+    phases,
+    reconfigure,
+    room_events,
+    shows_phase,
+    wait_online,
+)
 from tests.test_e2e_run import Rig, same_room
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(TEST_TIMEOUT_S)]
 LONG_PHASES = phases(600, 600, 600)  # phases change by `skip` only, so a kill lands where the test wants
 
 

@@ -17,6 +17,7 @@ from tests.mosquitto import Collector, Mosquitto, Received
 from tests.reliability import (
     COMMAND_FUZZ_BATCH,
     COMMAND_FUZZ_BATCHES,
+    TEST_TIMEOUT_S,
     TRIGGER_FUZZ_BATCHES,
     RoomModel,
     last_state,
@@ -27,6 +28,7 @@ from tests.reliability import (
 from tests.test_e2e_run import Rig, same_room
 from tests.test_session import Rig as EngineRig
 
+pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 BUTTON = "zigbee2mqtt/Massage Button"  # {"action": "single"} toggles room1 (the Rig's trigger)
 TEXT_BUTTON = "fuzz/text"  # the exact text ON starts room1
 ROUTINES = ["test", "slow", "classic", "quick"]
@@ -48,7 +50,6 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
     reconfigure(r, change)
     yield r
     r.close()
-
 
 # --- payloads ---------------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from relaxd.cli import main
-from tests.reliability import CONFIG_FUZZ_EXAMPLES
+from tests.reliability import CONFIG_FUZZ_EXAMPLES, TEST_TIMEOUT_S
+
+pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 
 HUE_SECRET = "hue-SECRET-user-4242"
 MQTT_SECRET = "mqtt-SECRET-pw-4242"
@@ -54,10 +56,11 @@ NASTY = [
     "[" * 3000 + "]" * 3000, "a: " + "[" * 300 + "]" * 300 + "\n", "{a: " * 200 + "1" + "}" * 200,
     "!!python/object/apply:os.system ['echo pwned']\n", "rooms: !!binary aGVsbG8=\n", "rooms: !!set {a, b}\n",
     "timezone: .nan\nrooms: {a: {speaker: {host: x}}}\n", "rooms:\n  a:\n    speaker: &s {host: x}\n    lights: *s\n",
-    "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-    "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
-    "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n",
+    # An alias bomb where anything goes (a phase's cues): 9^7 values from 400 bytes.
+    "rooms: {a: {speaker: {host: x}}}\nroutines:\n  r:\n    phases:\n    - name: p\n      duration: 1m\n"
+    "      cues:\n        z: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"        {k}: &{k}{k} [{', '.join([f'*{j}'] * 9)}]\n"
+              for j, k in zip(["a", "bb", "cc", "dd", "ee", "ff"], ["b", "c", "d", "e", "f", "g"], strict=True)),
     "\ufeffrooms: {a: {speaker: {host: x}}}\n", "rooms: {a: {speaker: {host: x}}}\n\x00\n", "\t- :\n",
     "mqtt: {password: [" + MQTT_SECRET + "]}\nrooms: {a: {speaker: {host: x}}}\n",
     "hue: {username: {" + HUE_SECRET + ": 1}, host: h}\nrooms: {a: {lights: {group: g}}}\n",
@@ -209,7 +212,8 @@ def test_fuzzed_configs_exit_0_or_78_with_readable_lines_and_no_secret(tmp_path:
 @pytest.mark.e2e
 @pytest.mark.usefixtures("clean_env")
 @pytest.mark.parametrize("text", [NASTY[5], NASTY[8], NASTY[11], NASTY[16], NASTY[-1],
-                                  yaml.safe_dump({**BASE, "mqtt": {**BASE["mqtt"], "port": "x"}})])
+                                  yaml.safe_dump({**BASE, "mqtt": {**BASE["mqtt"], "port": "x"}})],
+                         ids=["int-key", "deep", "python-tag", "alias-bomb", "secret-as-key", "bad-port"])
 def test_check_config_as_a_process_exits_0_or_78_without_a_traceback(tmp_path: Path, text: str) -> None:
     path = tmp_path / "relaxd.yaml"
     path.write_text(text)

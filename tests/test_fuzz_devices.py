@@ -20,7 +20,9 @@ from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
 from relaxd.sim.sonos_soap import UPnPError, fault_xml
 from relaxd.sim.sonos_speaker import ANY_ACTION, SonosSpeakerSim
-from tests.reliability import DEVICE_FUZZ_EXAMPLES
+from tests.reliability import DEVICE_FUZZ_EXAMPLES, TEST_TIMEOUT_S
+
+pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 
 SETTINGS = settings(max_examples=DEVICE_FUZZ_EXAMPLES // 2, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -283,3 +285,24 @@ def test_a_sonos_favorite_without_a_resource_is_a_device_error() -> None:
         speaker.start_music(MusicSource(favorite="Spa Radio"), 20, 0)
         assert sim.state().volume == 20
         speaker.close()
+
+
+@pytest.mark.parametrize(("path", "twist", "problem"), [
+    ("/lights", lambda p: {**p, "1": None}, "light 1 is not an object"),
+    ("/lights", lambda p: {**p, "1": {k: v for k, v in p["1"].items() if k != "state"}}, "light 1 has no state"),
+    ("/lights", lambda p: {**p, "1": {**p["1"], "state": {**p["1"]["state"], "bri": "254"}}},
+     "light 1: state bri is '254', not a whole number"),
+    ("/lights", lambda p: {**p, "1": {**p["1"], "state": {**p["1"]["state"], "xy": [0.3]}}},
+     "light 1: state xy is [0.3], not two numbers"),
+    ("/lights", lambda p: {"one": p["1"]}, "light id 'one' is not a number"),
+    ("/groups", lambda p: {**p, "1": {**p["1"], "lights": "1,2"}}, "group 1: lights is not a list of light ids"),
+])
+def test_what_the_fuzzing_found_in_bridge_answers_is_a_device_error(path: str, twist: Callable[[Any], Any],
+                                                                   problem: str) -> None:
+    # Shapes the fuzzing produced; several escaped as AttributeError, KeyError or ValueError before.
+    with hue_room() as sim:
+        lights = HueLights(HueBridge(sim.address, sim.username, https=False, timeout_s=2), group="Massage Room")
+        sim.mangle_next(lambda status, payload: (status, twist(payload)), path_contains=path)
+        with pytest.raises(DeviceError, match=re.escape(problem)):
+            lights.snapshot()
+        assert lights.snapshot()["lights"]["1"]["name"] == "Ceiling"

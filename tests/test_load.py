@@ -12,10 +12,10 @@ import pytest
 
 from relaxd.configfile import all_routines, load_settings
 from tests.mosquitto import Collector, Mosquitto, Received
-from tests.reliability import STORM_COMMANDS, RoomModel, phases, reconfigure, wait_online
+from tests.reliability import STORM_COMMANDS, TEST_TIMEOUT_S, RoomModel, phases, reconfigure, wait_online
 from tests.test_e2e_run import Rig, same_room
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(TEST_TIMEOUT_S)]
 ROOMS = ["room1", "room2", "room3"]
 MALFORMED = [b"", b"{", b"\xff\xfe", b"sta rt", b'{"action": "start", "routine": "nope"}', b'{"action": 5}',
              b'{"action": "extend", "minutes": 999}', b'{"action": "stop", "colour": "red"}', b"[1, 2]",
@@ -90,7 +90,7 @@ def test_a_command_storm_leaves_every_room_consistent_and_the_daemon_responsive(
             def drained(msgs: list[Received]) -> bool:
                 return all(len(events(msgs, room)) >= len(models[room].expected) for room in ROOMS)
 
-            msgs = mqtt.wait_for(drained, timeout_s=120)
+            msgs = mqtt.wait_for(drained, timeout_s=60 + STORM_COMMANDS * 0.1)
             drain_s = time.monotonic() - began
             sessions = sum(m.expected.count("session_started") for m in models.values())
             for room in ROOMS:

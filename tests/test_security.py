@@ -19,11 +19,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import MosquittoFactory
 from tests.mosquitto import Collector, Mosquitto, free_port, wait_until, write_password_file
-from tests.reliability import event_names, reconfigure
+from tests.reliability import TEST_TIMEOUT_S, event_names, reconfigure
 from tests.test_e2e_run import Rig, same_room
 from tests.test_mqtt_adapter import make_certificates
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(TEST_TIMEOUT_S)]
 MQTT_SECRET = "mqtt-pw-Zq8-never-shown"
 OBSERVER_SECRET = "observer-pw-7Kx"
 

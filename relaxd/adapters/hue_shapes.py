@@ -11,6 +11,11 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -28,12 +33,12 @@ def state_problem(state: Any) -> str | None:
         if value is None:
             continue
         if int in types and not _is_int(value):
-            return f"{key} is {value!r}, not a whole number"
+            return f"{key} is {_shown(value)}, not a whole number"
         if not isinstance(value, types):
-            return f"{key} is {value!r}, not a {types[0].__name__}"
+            return f"{key} is {_shown(value)}, not a {types[0].__name__}"
     xy = state.get("xy")
     if xy is not None and not (isinstance(xy, list) and len(xy) == 2 and all(_is_number(v) for v in xy)):
-        return f"xy is {xy!r}, not two numbers"
+        return f"xy is {_shown(xy)}, not two numbers"
     return None
 
 
@@ -41,7 +46,7 @@ def lights_problem(lights: dict[str, Any]) -> str | None:
     """Why GET /lights cannot be used (ids, names, states, capabilities), or None."""
     for light_id, light in lights.items():
         if not str(light_id).isdigit():
-            return f"light id {light_id!r} is not a number"
+            return f"light id {_shown(light_id)} is not a number"
         if not isinstance(light, dict):
             return f"light {light_id} is not an object"
         if not isinstance(light.get("name", ""), str):
@@ -65,7 +70,7 @@ def groups_problem(groups: dict[str, Any]) -> str | None:
     """Why GET /groups cannot be used (ids, member lists), or None."""
     for group_id, group in groups.items():
         if not str(group_id).isdigit():
-            return f"group id {group_id!r} is not a number"
+            return f"group id {_shown(group_id)} is not a number"
         if not isinstance(group, dict):
             return f"group {group_id} is not an object"
         members = group.get("lights", [])

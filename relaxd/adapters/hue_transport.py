@@ -156,9 +156,12 @@ class HueBridge:
             pacer = self._group_pacer
         body = None if data is None or mode in ("GET", "DELETE") else json.dumps(data).encode()
         for attempt in (1, 2):
-            if pacer is not None:
-                pacer.acquire()
-            status, payload, retry_after_s = self._send(mode, address, body)
+            # The pace slot is taken once a connection is ours: taken before, a command could wait
+            # for a connection and then go out together with the next second's commands (a 429).
+            with self._slots:
+                if pacer is not None:
+                    pacer.acquire()
+                status, payload, retry_after_s = self._send(mode, address, body)
             if status != 429 or attempt == 2:
                 break
             logger.info("hue bridge %s is rate limiting; retrying in %.1f s", self.host, retry_after_s)
@@ -184,22 +187,22 @@ class HueBridge:
         return result
 
     def _send(self, mode: str, address: str, body: bytes | None) -> tuple[int, bytes, float]:
-        with self._slots:
-            scheme = self._scheme
-            if scheme is not None:
-                return self._send_once(scheme, mode, address, body)
-            try:
-                status, payload, retry_after_s = self._send_once("http", mode, address, body)
-            except _TRY_HTTPS_AFTER as exc:
-                logger.info("hue bridge %s refused plain HTTP (%s); trying HTTPS", self.host, exc)
-            else:
-                if status not in _REDIRECTS:
-                    self._scheme = "http"
-                    return status, payload, retry_after_s
-                logger.info("hue bridge %s redirects plain HTTP; trying HTTPS", self.host)
-            result = self._send_once("https", mode, address, body)
-            self._scheme = "https"
-            return result
+        """One request over one of the connection slots (the caller holds it)."""
+        scheme = self._scheme
+        if scheme is not None:
+            return self._send_once(scheme, mode, address, body)
+        try:
+            status, payload, retry_after_s = self._send_once("http", mode, address, body)
+        except _TRY_HTTPS_AFTER as exc:
+            logger.info("hue bridge %s refused plain HTTP (%s); trying HTTPS", self.host, exc)
+        else:
+            if status not in _REDIRECTS:
+                self._scheme = "http"
+                return status, payload, retry_after_s
+            logger.info("hue bridge %s redirects plain HTTP; trying HTTPS", self.host)
+        result = self._send_once("https", mode, address, body)
+        self._scheme = "https"
+        return result
 
     def _send_once(
         self, scheme: str, mode: str, address: str, body: bytes | None

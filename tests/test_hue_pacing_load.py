@@ -41,3 +41,29 @@ def test_commands_queued_behind_busy_connections_never_burst_into_a_429() -> Non
         assert len(puts) == 30
         # No sliding second holds more than 10 light commands as the bridge saw them.
         assert max(sum(1 for t in puts if start <= t < start + 1.0) for start in puts) <= 10
+
+
+def test_a_paced_command_gets_the_next_free_connection_before_waiting_reads() -> None:
+    from relaxd.adapters.hue_pacing import ConnectionSlots
+    from tests.mosquitto import wait_until
+
+    slots = ConnectionSlots(1)
+    slots.acquire(command=False)  # a read in flight
+    order: list[str] = []
+
+    def take(name: str, command: bool) -> None:
+        slots.acquire(command=command)
+        order.append(name)
+        slots.release()
+
+    reads = [threading.Thread(target=take, args=(f"read{i}", False)) for i in range(3)]
+    for thread in reads:
+        thread.start()
+    assert wait_until(lambda: len(slots._cond._waiters) == 3, 5)  # type: ignore[attr-defined]
+    command = threading.Thread(target=take, args=("command", True))
+    command.start()
+    assert wait_until(lambda: len(slots._cond._waiters) == 4, 5)  # type: ignore[attr-defined]
+    slots.release()
+    for thread in [*reads, command]:
+        thread.join(timeout=5)
+    assert order[0] == "command" and sorted(order[1:]) == ["read0", "read1", "read2"]

@@ -57,3 +57,35 @@ def light_pacer() -> Pacer:
 
 def group_pacer() -> Pacer:
     return Pacer(GROUP_COMMANDS_PER_S, 1.0 + SAFETY_MARGIN_S)
+
+
+class ConnectionSlots:
+    """At most `size` requests in flight; a paced command gets the next free slot before any read.
+
+    A command paced at t must reach the bridge close to t: if it queued behind reads it could
+    arrive together with the next second's commands (a 429). Holding a slot while waiting for the
+    pace would instead stall every other room's reads. So commands wait for their pace holding
+    nothing, then jump the queue for a connection.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting_commands = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, *, command: bool) -> None:
+        with self._cond:
+            if command:
+                self._waiting_commands += 1
+                try:
+                    self._cond.wait_for(lambda: self._free > 0)
+                finally:
+                    self._waiting_commands -= 1
+            else:
+                self._cond.wait_for(lambda: self._free > 0 and self._waiting_commands == 0)
+            self._free -= 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()

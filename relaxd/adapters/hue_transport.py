@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import phue
 
-from relaxd.adapters.hue_pacing import Pacer, group_pacer, light_pacer
+from relaxd.adapters.hue_pacing import ConnectionSlots, Pacer, group_pacer, light_pacer
 from relaxd.adapters.hue_shapes import groups_problem, lights_problem
 from relaxd.ports import DeviceError
 
@@ -83,7 +83,7 @@ class HueBridge:
         self._scheme: str | None = None if https == "auto" else ("https" if https else "http")
         self._light_pacer: Pacer = light_pacer()
         self._group_pacer: Pacer = group_pacer()
-        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
+        self._slots = ConnectionSlots(MAX_CONCURRENT_REQUESTS)
         self._lock = threading.Lock()
         self._phue: _PhueBridge | None = None
 
@@ -156,12 +156,13 @@ class HueBridge:
             pacer = self._group_pacer
         body = None if data is None or mode in ("GET", "DELETE") else json.dumps(data).encode()
         for attempt in (1, 2):
-            # The pace slot is taken once a connection is ours: taken before, a command could wait
-            # for a connection and then go out together with the next second's commands (a 429).
-            with self._slots:
-                if pacer is not None:
-                    pacer.acquire()
+            if pacer is not None:
+                pacer.acquire()
+            self._slots.acquire(command=pacer is not None)
+            try:
                 status, payload, retry_after_s = self._send(mode, address, body)
+            finally:
+                self._slots.release()
             if status != 429 or attempt == 2:
                 break
             logger.info("hue bridge %s is rate limiting; retrying in %.1f s", self.host, retry_after_s)

@@ -144,5 +144,9 @@ class SnapshotStore(Protocol):
         """Rooms that have a snapshot on disk (leftovers after a crash)."""
         ...
 
+    def problem(self, room: str) -> str | None:
+        """Why the last load() of room found a snapshot it could not use (None: there was none)."""
+        ...
+
 
 DeviceKind = Literal["lights", "speaker"]

@@ -54,6 +54,7 @@ class Room:
         self._phase: Phase | None = None
         self._music_started = False
         self._needs_apply: set[str] = set()
+        self.leftover_problem: str | None = None  # a leftover snapshot that could not be used
 
     @property
     def device_names(self) -> list[str]:
@@ -182,6 +183,7 @@ class Room:
     def load_leftover(self) -> bool:
         """Take a snapshot left by a daemon that died mid-session; True when there is one."""
         record = self.store.load(self.room_id)
+        self.leftover_problem = self.store.problem(self.room_id) if record is None else None
         if record is None:
             return False
         devices = record.get("devices")

@@ -279,6 +279,10 @@ class RoomEngine:
             log.warning("room %s: restoring after an unfinished session", self.room_id)
             self._restore()
         else:
+            if self.room.leftover_problem:
+                # Nothing to retry: the room may still be as a crashed session left it, so say so.
+                self._emit("restore_failed", {"reason": f"{self.room.leftover_problem}; the room could not "
+                                              "be restored automatically"})
             self.room.probe()
             self._publish_state()
 

@@ -131,6 +131,7 @@ class MemoryStore:
         self.data: dict[str, SnapshotData] = {}
         self.saves = 0
         self.fail_save = False
+        self.problems: dict[str, str] = {}
 
     def save(self, room: str, data: SnapshotData) -> None:
         if self.fail_save:
@@ -146,3 +147,6 @@ class MemoryStore:
 
     def rooms(self) -> list[str]:
         return sorted(self.data)
+
+    def problem(self, room: str) -> str | None:
+        return self.problems.get(room)

@@ -136,6 +136,7 @@ def test_a_truncated_snapshot_is_never_taken_for_a_good_one(rig: Rig) -> None:
             path.write_bytes(good[:cut])  # what a torn write would leave without os.replace
             msgs = start_and_settle(rig, mqtt)
             assert "room_restored" not in event_names(msgs) and untouched(rig), f"cut at {cut}"
+            assert "restore_failed" in event_names(msgs), f"cut at {cut}: the unusable snapshot was not reported"
             same_room(during, rig.before())
             assert not path.exists() and path.with_suffix(".corrupt").read_bytes() == good[:cut]
             assert "unreadable" in rig.daemon_log()

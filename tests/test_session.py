@@ -339,3 +339,14 @@ def test_lights_only_room_works() -> None:
     rig.send("start")
     rig.send("stop")
     assert rig.speaker.calls == [] and rig.bus.names()[-1] == "room_restored"
+
+
+def test_an_unusable_leftover_snapshot_is_reported_not_silently_dropped() -> None:
+    rig = Rig()
+    rig.store.problems["bedroom"] = "the snapshot of an unfinished session was unreadable (bad JSON)"
+    rig.engine.recover()
+    failed = rig.bus.of("restore_failed")
+    assert len(failed) == 1 and "unreadable (bad JSON)" in failed[0]["reason"]
+    assert "could not be restored automatically" in failed[0]["reason"]
+    assert rig.state == "idle" and rig.engine.seconds_until_due() is None  # nothing to retry
+    assert "restore" not in rig.lights.names()

@@ -30,6 +30,9 @@ def test_a_damaged_snapshot_is_set_aside_not_trusted(tmp_path: Path) -> None:
     path.write_text('{"format": 1, "room": "bedroom", "da')  # a torn write from another tool
     assert store.load("bedroom") is None
     assert path.with_suffix(".corrupt").exists() and not path.exists()
+    problem = store.problem("bedroom") or ""
+    assert "unreadable" in problem and "bedroom.snapshot.corrupt" in problem
+    assert store.load("bedroom") is None and store.problem("bedroom") is None  # now simply absent
 
 
 def test_a_snapshot_of_another_room_is_not_taken(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ class FileSnapshotStore:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir)
         self.dir = self.state_dir / "snapshots"
+        self._problems: dict[str, str] = {}
 
     def _ensure_dir(self) -> None:
         for directory in (self.state_dir, self.dir):
@@ -49,6 +50,7 @@ class FileSnapshotStore:
 
     def load(self, room: str) -> SnapshotData | None:
         path = self._path(room)
+        self._problems.pop(room, None)
         self._remove_torn_temporaries(room)
         try:
             raw = path.read_bytes()
@@ -58,6 +60,7 @@ class FileSnapshotStore:
             # Unreadable is not the same as absent; but a daemon that dies here cannot restore either.
             log.error("cannot read the snapshot of room %s (%s); a room left changed by a crash is NOT "
                       "restored until the file can be read and relaxd restarts", room, exc)
+            self._problems[room] = f"the snapshot of an unfinished session cannot be read ({exc.strerror or exc})"
             return None
         try:
             doc: Any = json.loads(raw)
@@ -72,6 +75,7 @@ class FileSnapshotStore:
             log.error("snapshot of room %s is unreadable (%s); moved to %s", room, exc, aside)
             with contextlib.suppress(OSError):
                 os.replace(path, aside)
+            self._problems[room] = f"the snapshot of an unfinished session was unreadable ({exc}); moved to {aside}"
             return None
         return data
 
@@ -86,6 +90,9 @@ class FileSnapshotStore:
             log.warning("removing %s, a snapshot a crashed relaxd never finished writing", tmp)
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+    def problem(self, room: str) -> str | None:
+        return self._problems.get(room)
 
     def delete(self, room: str) -> None:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import soco
 
 from tests.mosquitto import Mosquitto
 
@@ -32,3 +33,11 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[MosquittoFactory]:
 def mosquitto(mosquitto_factory: MosquittoFactory) -> Mosquitto:
     """A started broker: anonymous, no persistence, 127.0.0.1 only."""
     return mosquitto_factory().start()
+
+
+@pytest.fixture(autouse=True)
+def fresh_soco() -> Iterator[None]:
+    """soco keeps one SoCo per ip:port and caches uid and groups; the OS may reuse a port."""
+    yield
+    soco.core._ArgsSingleton._instances.pop("SoCo", None)
+    soco.core.SoCo.zone_group_states.clear()

@@ -30,14 +30,6 @@ OCEAN = "x-file-cifs://nas/Music/Nature/Ocean%20Waves.flac"
 CALM_FIRST = "x-file-cifs://nas/Music/Calm/Morning%20Mist.flac"
 
 
-@pytest.fixture(autouse=True)
-def fresh_soco() -> Iterator[None]:
-    """soco keeps one SoCo per ip:port and caches uid and groups; the OS may reuse a port."""
-    yield
-    soco.core._ArgsSingleton._instances.pop("SoCo", None)
-    soco.core.SoCo.zone_group_states.clear()
-
-
 @pytest.fixture
 def sim() -> Iterator[SonosSpeakerSim]:
     with SonosSpeakerSim.demo() as speaker:  # playing its queue, track 2 at 0:41, volume 25

@@ -33,14 +33,6 @@ class FakeClock:
         return self.now_s
 
 
-@pytest.fixture(autouse=True)
-def fresh_soco() -> Iterator[None]:
-    """soco keeps one SoCo per ip:port and caches uid and groups; the OS may reuse a port."""
-    yield
-    soco.core._ArgsSingleton._instances.pop("SoCo", None)
-    soco.core.SoCo.zone_group_states.clear()
-
-
 @pytest.fixture
 def sim() -> Iterator[SonosSpeakerSim]:
     with SonosSpeakerSim.demo() as speaker:

@@ -15,7 +15,6 @@ from typing import TypeVar
 import pytest
 import soco
 import soco.core
-import soco.discovery
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -253,23 +252,21 @@ def test_set_volume_ramps_down_and_caps_a_jump_up(sim: SonosSpeakerSim,
     assert sim.state().volume == 30
 
 
-def test_a_speaker_configured_by_room_name_is_discovered_on_first_use(
-        sim: SonosSpeakerSim, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_speaker_configured_by_room_name_is_found_by_name_on_first_use(sim: SonosSpeakerSim) -> None:
     asked: list[str] = []
 
-    def by_name(name: str) -> soco.SoCo | None:  # stands in for multicast discovery
+    def by_name(name: str) -> soco.SoCo | None:  # stands in for the multicast search (never in tests)
         asked.append(name)
         return soco.SoCo(sim.host, sim.port) if name == "Massage Room" else None
 
-    monkeypatch.setattr(soco.discovery, "by_name", by_name)
-    adapter = SonosSpeaker(name="Massage Room", timeout_s=2.0)
+    adapter = SonosSpeaker(name="Massage Room", timeout_s=2.0, find_by_name=by_name)
     assert asked == []
     adapter.set_volume(14, 0)
     assert sim.state().volume == 14 and asked == ["Massage Room"]
     adapter.check()
     assert asked == ["Massage Room"]  # found once, then kept
     with pytest.raises(DeviceError) as error:
-        SonosSpeaker(name="Attic").check()
+        SonosSpeaker(name="Attic", find_by_name=by_name).check()
     assert "no Sonos speaker named 'Attic'" in error.value.message
 
 

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import soco
@@ -42,13 +43,15 @@ class SonosSpeaker:
     """
 
     def __init__(self, host: str | None = None, name: str | None = None, max_volume: int = 100,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, *, find_by_name: Callable[[str], Any] | None = None) -> None:
         if not host and not name:
             raise ValueError("a Sonos speaker needs a host or a room name")
         self.host = host
         self.name = name
         self.max_volume = max(0, min(100, max_volume))
         self.timeout_s = timeout_s
+        # Multicast discovery, only for a speaker configured by room name; replaceable for tests.
+        self._find_by_name = find_by_name or soco.discovery.by_name
         self._call = DeadlineCaller(timeout_s, self._where())
         self._soco: Any = None
         self._lock = threading.RLock()  # session memory, shared with the ramp thread
@@ -94,8 +97,9 @@ class SonosSpeaker:
                 socket.gethostbyname(address), int(port or 1400)))
         else:
             # discovery (multicast) only ever happens for a speaker configured by room name
-            device = self._call(f"discover {self.name!r}", lambda: soco.discovery.by_name(
-                self.name), budget_s=self.timeout_s + 5)
+            name = self.name or ""
+            device = self._call(f"discover {name!r}", lambda: self._find_by_name(name),
+                                budget_s=self.timeout_s + 5)
             if device is None:
                 raise DeviceError(DEVICE, f"no Sonos speaker named {self.name!r} was found")
         self._soco = device

@@ -88,6 +88,8 @@ def test_the_broker_going_away_does_not_stop_the_session(rig: Rig) -> None:
         mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
         mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": "fast"}))
         mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
+        # phase_started goes out just before the scene: the room must really be changed first.
+        assert _wait(lambda: light_states(rig.hue) != before["lights"], 10)
     rig.broker.stop()  # no persistence: every retained message is gone with it
     # The session runs on and finishes without the broker: the room is restored regardless.
     deadline_ok = _wait(lambda: light_states(rig.hue) == before["lights"], 30)

@@ -19,7 +19,7 @@ from relaxd.demo_view import light_states, speaker_state
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import EXTENDED_COLOR
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
-from tests.mosquitto import Collector, Mosquitto, Received
+from tests.mosquitto import Collector, Mosquitto, Received, wait_until
 
 pytestmark = pytest.mark.e2e
 FAST = {"phases": [
@@ -172,7 +172,8 @@ def test_sigterm_mid_session_restores_and_exits_0(rig: Rig) -> None:
         mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
         mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": "slow"}))
         mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
-        assert light_states(rig.hue) != before["lights"]
+        # phase_started goes out just before the scene reaches the devices: wait for the lights.
+        assert wait_until(lambda: light_states(rig.hue) != before["lights"], 10)
         assert rig.stop_daemon(signal.SIGTERM) == 0
         msgs = mqtt.wait_for(lambda m: "room_restored" in names(m), timeout_s=10)
         assert "session_stopped" in names(msgs)
@@ -187,6 +188,8 @@ def test_kill_9_mid_session_then_start_again_restores_the_room(rig: Rig) -> None
         mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
         mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": "slow"}))
         mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
+        # phase_started goes out just before the scene reaches the devices: kill once the lights changed.
+        assert wait_until(lambda: light_states(rig.hue) != before["lights"], 10)
         assert rig.stop_daemon(signal.SIGKILL) == -signal.SIGKILL
         mqtt.wait_for(lambda m: any(x.topic == "relaxd/status" and x.text == "offline" for x in m),
                       timeout_s=90)  # the last will, after the keep-alive runs out

@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from relaxd.adapters.mqtt import set_credentials, set_tls
 from relaxd.config import Settings
 from relaxd.schedule import describe
 from relaxd.topics import Topics
@@ -22,16 +23,9 @@ _ANSWERS = {"start": {"session_started"}, "stop": {"session_stopped"}}
 
 
 def _client(settings: Settings) -> mqtt.Client:
-    cfg = settings.mqtt
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"relaxd-cli-{uuid.uuid4().hex[:8]}")
-    if cfg.username is not None:
-        client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
-    if cfg.tls is not None:
-        client.tls_set(ca_certs=str(cfg.tls.ca_certs) if cfg.tls.ca_certs else None,
-                       certfile=str(cfg.tls.certfile) if cfg.tls.certfile else None,
-                       keyfile=str(cfg.tls.keyfile) if cfg.tls.keyfile else None,
-                       cert_reqs=ssl.CERT_REQUIRED)
-        client.tls_insecure_set(cfg.tls.insecure)
+    set_credentials(client, settings.mqtt)
+    set_tls(client, settings.mqtt)
     return client
 
 

@@ -36,6 +36,25 @@ def valid_filter(topic_filter: str) -> bool:
     return True
 
 
+def set_credentials(client: mqtt.Client, config: MqttConfig) -> None:
+    """User name and password from the config (the secret is unwrapped only here)."""
+    if config.username is not None:
+        password = config.password.get_secret_value() if config.password is not None else None
+        client.username_pw_set(config.username, password)
+
+
+def set_tls(client: mqtt.Client, config: MqttConfig) -> None:
+    """TLS from the config, if any; raises for unusable certificate files."""
+    tls = config.tls
+    if tls is not None:
+        client.tls_set(
+            ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
+            certfile=str(tls.certfile) if tls.certfile else None,
+            keyfile=str(tls.keyfile) if tls.keyfile else None,
+        )
+        client.tls_insecure_set(tls.insecure)
+
+
 class MqttBus:
     """relaxd's EventBus on a broker; every publish_* is non-blocking and never raises.
 
@@ -86,9 +105,7 @@ class MqttBus:
         )
         self._client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         self._client.will_set(topics.status, "offline", qos=1, retain=True)
-        if config.username is not None:
-            password = config.password.get_secret_value() if config.password is not None else None
-            self._client.username_pw_set(config.username, password)
+        set_credentials(self._client, config)
         self._client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -112,13 +129,7 @@ class MqttBus:
             if self._started:
                 return
             tls = self.config.tls
-            if tls is not None:
-                self._client.tls_set(
-                    ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
-                    certfile=str(tls.certfile) if tls.certfile else None,
-                    keyfile=str(tls.keyfile) if tls.keyfile else None,
-                )
-                self._client.tls_insecure_set(tls.insecure)
+            set_tls(self._client, self.config)
             log.info("MQTT connecting to %s:%d as %s%s%s", self.config.host, self.config.port, self.client_id,
                      " over TLS" if tls is not None else "",
                      " with a user name" if self.config.username else "")

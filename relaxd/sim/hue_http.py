@@ -12,6 +12,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from relaxd.sim.serving import serve_in_thread, shut_down
+
 logger = logging.getLogger(__name__)
 
 _USERNAME_IN_PATH = re.compile(r"/api/[^/\s]+")
@@ -55,21 +57,12 @@ class HttpServer:
             server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
-        # A short poll keeps stop() quick (shutdown waits for the loop to notice).
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="hue-sim", daemon=True
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(server, "hue-sim")
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join()
+        shut_down(server, thread)
 
 
 class _Server(ThreadingHTTPServer):

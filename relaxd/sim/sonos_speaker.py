@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from relaxd.sim.serving import serve_in_thread, shut_down
 from relaxd.sim.sonos_actions import dispatch
 from relaxd.sim.sonos_didl import Library
 from relaxd.sim.sonos_soap import (
@@ -130,21 +131,14 @@ class SonosSpeakerSim(SpeakerModel):
         self._port = server.server_address[1]
         self.location = f"http://{self.address}/xml/device_description.xml"
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"sonos-sim-{self._port}", daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(server, f"sonos-sim-{self._port}")
         log.info("simulated Sonos speaker %r on %s", self.room_name, self.address)
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        shut_down(server, thread)
 
     def __enter__(self) -> SonosSpeakerSim:
         return self.start()

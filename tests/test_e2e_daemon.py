@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from relaxd.demo_view import light_states
-from tests.mosquitto import Collector, Mosquitto
+from tests.mosquitto import Collector, Mosquitto, wait_until
 from tests.test_e2e_run import Rig, names, same_room
 
 pytestmark = pytest.mark.e2e
@@ -84,15 +84,10 @@ def test_systemd_ready_and_stopping_are_notified(rig: Rig, tmp_path: Path) -> No
 def test_the_broker_going_away_does_not_stop_the_session(rig: Rig) -> None:
     before = rig.before()
     with Collector(rig.broker, ["relaxd/#"]) as mqtt:
-        rig.start_daemon()
-        mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
-        mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": "fast"}))
-        mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
-        # phase_started goes out just before the scene: the room must really be changed first.
-        assert _wait(lambda: light_states(rig.hue) != before["lights"], 10)
+        rig.start_session(mqtt, "fast", before)
     rig.broker.stop()  # no persistence: every retained message is gone with it
     # The session runs on and finishes without the broker: the room is restored regardless.
-    deadline_ok = _wait(lambda: light_states(rig.hue) == before["lights"], 30)
+    deadline_ok = wait_until(lambda: light_states(rig.hue) == before["lights"], 30, interval_s=0.1)
     assert deadline_ok, "room not restored while the broker was away"
     rig.broker.start()
     with Collector(rig.broker, ["relaxd/#"]) as mqtt:
@@ -107,12 +102,6 @@ def test_the_broker_going_away_does_not_stop_the_session(rig: Rig) -> None:
         assert late.texts("relaxd/room1/phase")[-1] == "idle" and late.texts("relaxd/status")[-1] == "online"
     same_room(before, rig.before())
     assert rig.stop_daemon() == 0
-
-
-def _wait(predicate: object, timeout_s: float) -> bool:
-    from tests.mosquitto import wait_until
-
-    return wait_until(predicate, timeout_s, interval_s=0.1)  # type: ignore[arg-type]
 
 
 def test_the_systemd_unit_is_hardened_and_does_not_restart_on_config_errors() -> None:

@@ -84,6 +84,15 @@ class Rig:
         self.log.close()
         return code
 
+    def start_session(self, mqtt: Collector, routine: str, before: dict[str, Any]) -> None:
+        """Start the daemon and a session over MQTT; return once the lights have really changed
+        (phase_started goes out just before the scene reaches the devices)."""
+        self.start_daemon()
+        mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
+        mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": routine}))
+        mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
+        assert wait_until(lambda: light_states(self.hue) != before["lights"], 10)
+
     def daemon_log(self) -> str:
         return (self.tmp_path / "daemon.log").read_text()
 
@@ -168,12 +177,7 @@ def check_contract_fields(msgs: list[Received]) -> None:
 def test_sigterm_mid_session_restores_and_exits_0(rig: Rig) -> None:
     before = rig.before()
     with Collector(rig.broker, ["relaxd/#"]) as mqtt:
-        rig.start_daemon()
-        mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
-        mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": "slow"}))
-        mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
-        # phase_started goes out just before the scene reaches the devices: wait for the lights.
-        assert wait_until(lambda: light_states(rig.hue) != before["lights"], 10)
+        rig.start_session(mqtt, "slow", before)
         assert rig.stop_daemon(signal.SIGTERM) == 0
         msgs = mqtt.wait_for(lambda m: "room_restored" in names(m), timeout_s=10)
         assert "session_stopped" in names(msgs)
@@ -184,12 +188,7 @@ def test_sigterm_mid_session_restores_and_exits_0(rig: Rig) -> None:
 def test_kill_9_mid_session_then_start_again_restores_the_room(rig: Rig) -> None:
     before = rig.before()
     with Collector(rig.broker, ["relaxd/#"]) as mqtt:
-        rig.start_daemon()
-        mqtt.wait_for_message("relaxd/status", "online", timeout_s=20)
-        mqtt.publish("relaxd/room1/set", json.dumps({"action": "start", "routine": "slow"}))
-        mqtt.wait_for(lambda m: "phase_started" in names(m), timeout_s=10)
-        # phase_started goes out just before the scene reaches the devices: kill once the lights changed.
-        assert wait_until(lambda: light_states(rig.hue) != before["lights"], 10)
+        rig.start_session(mqtt, "slow", before)
         assert rig.stop_daemon(signal.SIGKILL) == -signal.SIGKILL
         mqtt.wait_for(lambda m: any(x.topic == "relaxd/status" and x.text == "offline" for x in m),
                       timeout_s=90)  # the last will, after the keep-alive runs out

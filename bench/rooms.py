@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from relaxd.core.units import kelvin_to_mired, percent_to_bri_254
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
-from relaxd.units import kelvin_to_mired, percent_to_bri_254
 
 FAVORITE = "Spa Radio"
 POSITION_TOLERANCE_S = 5.0

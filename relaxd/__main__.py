@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from relaxd.cli import main
+from relaxd.app.cli import main
 
 sys.exit(main())

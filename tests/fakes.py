@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from relaxd.ports import DeviceError, LightScene, MusicSource, RestoreReport, SnapshotData
+from relaxd.core.ports import DeviceError, LightScene, MusicSource, RestoreReport, SnapshotData
 
 
 class FakeClock:

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from relaxd.events import CommandRejected, parse_command
-from relaxd.units import percent_to_bri_254
+from relaxd.core.events import CommandRejected, parse_command
+from relaxd.core.units import percent_to_bri_254
 from tests.mosquitto import Collector, Received
 from tests.test_e2e_run import Rig
 

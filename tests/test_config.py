@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from relaxd.configfile import ConfigError, load_settings, parse_yaml, resolved_yaml
-from relaxd.units import format_duration, kelvin_to_mired, parse_duration, percent_to_bri_254
+from relaxd.core.configfile import ConfigError, load_settings, parse_yaml, resolved_yaml
+from relaxd.core.units import format_duration, kelvin_to_mired, parse_duration, percent_to_bri_254
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "relaxd.example.yaml"

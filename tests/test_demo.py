@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from relaxd.routines import builtin_routines
+from relaxd.core.routines import builtin_routines
 from tests.mosquitto import Collector, Mosquitto
 
 

@@ -9,15 +9,15 @@ import pytest
 
 from relaxd import __version__
 from relaxd.adapters.mqtt import MqttBus
-from relaxd.config import MqttConfig, Settings
-from relaxd.discovery import (
+from relaxd.core.config import MqttConfig, Settings
+from relaxd.core.discovery import (
     ENTITIES,
     discovery_messages,
     removal_messages,
     room_of_discovery_message,
     rooms_in_discovery_topic,
 )
-from relaxd.topics import Topics
+from relaxd.core.topics import Topics
 from tests.mosquitto import Collector, Mosquitto
 
 ROUTINES = ["classic", "evening", "quick"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relaxd.demo_view import light_states
+from relaxd.app.demo_view import light_states
 from tests.mosquitto import Collector, Mosquitto, wait_until
 from tests.test_e2e_run import Rig, names, same_room
 

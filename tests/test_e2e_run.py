@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from relaxd.demo_view import light_states, speaker_state
+from relaxd.app.demo_view import light_states, speaker_state
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import EXTENDED_COLOR
 from relaxd.sim.sonos_speaker import SonosSpeakerSim

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from relaxd.configfile import all_routines, load_settings
-from relaxd.events import ACTIONS
+from relaxd.core.configfile import all_routines, load_settings
+from relaxd.core.events import ACTIONS
 from tests.mosquitto import Collector, Mosquitto, Received
 from tests.reliability import (
     COMMAND_FUZZ_BATCH,
@@ -101,7 +101,7 @@ rooms = st.sampled_from(["room1"] * 12 + ["attic", "Bad-Room", "a" * 40])
 
 
 def trigger_fires(payload: bytes) -> bool:
-    """The Rig's button trigger, {action: single}, written independently of relaxd.triggers."""
+    """The Rig's button trigger, {action: single}, written independently of relaxd.core.triggers."""
     try:
         data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from relaxd.cli import main
+from relaxd.app.cli import main
 from tests.reliability import CONFIG_FUZZ_EXAMPLES, TEST_TIMEOUT_S
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)

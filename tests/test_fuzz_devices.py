@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from relaxd.adapters.hue import HueBridge, HueLights
 from relaxd.adapters.sonos import SonosSpeaker
-from relaxd.ports import DeviceError, LightScene, MusicSource
+from relaxd.core.ports import DeviceError, LightScene, MusicSource
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
 from relaxd.sim.sonos_soap import UPnPError, fault_xml

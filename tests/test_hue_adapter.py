@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from relaxd.adapters.hue import HueBridge, HueLights, pair
-from relaxd.adapters.hue_pacing import Pacer
-from relaxd.ports import DeviceError, LightScene
+from relaxd.adapters.hue.pacing import Pacer
+from relaxd.core.ports import DeviceError, LightScene
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
 

@@ -44,7 +44,7 @@ def test_commands_queued_behind_busy_connections_never_burst_into_a_429() -> Non
 
 
 def test_a_paced_command_gets_the_next_free_connection_before_waiting_reads() -> None:
-    from relaxd.adapters.hue_pacing import ConnectionSlots
+    from relaxd.adapters.hue.pacing import ConnectionSlots
     from tests.mosquitto import wait_until
 
     slots = ConnectionSlots(1)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relaxd.configfile import all_routines, load_settings
+from relaxd.core.configfile import all_routines, load_settings
 from tests.mosquitto import Collector, Mosquitto, Received
 from tests.reliability import STORM_COMMANDS, TEST_TIMEOUT_S, RoomModel, phases, reconfigure, wait_online
 from tests.test_e2e_run import Rig, same_room

@@ -19,8 +19,8 @@ import pytest
 from pydantic import SecretStr
 
 from relaxd.adapters.mqtt import MqttBus
-from relaxd.config import MqttConfig, TlsConfig
-from relaxd.topics import Topics
+from relaxd.core.config import MqttConfig, TlsConfig
+from relaxd.core.topics import Topics
 from tests.conftest import MosquittoFactory
 from tests.mosquitto import Collector, Mosquitto, free_port, wait_until, write_password_file
 
@@ -95,8 +95,8 @@ def test_online_is_retained_on_connect(mosquitto: Mosquitto, make_bus: BusFactor
 WILL_SCRIPT = """
 import sys, time
 from relaxd.adapters.mqtt import MqttBus
-from relaxd.config import MqttConfig
-from relaxd.topics import Topics
+from relaxd.core.config import MqttConfig
+from relaxd.core.topics import Topics
 bus = MqttBus(MqttConfig(host=sys.argv[1], port=int(sys.argv[2])), Topics(), lambda t, p, r: None)
 bus.start()
 assert bus.wait_connected(10), "no connection"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from relaxd.config import ScheduleConfig, Settings, TriggerConfig
-from relaxd.configfile import parse_yaml
-from relaxd.events import Event, RoomState, parse_command
-from relaxd.routines import Routine
+from relaxd.core.config import ScheduleConfig, Settings, TriggerConfig
+from relaxd.core.configfile import parse_yaml
+from relaxd.core.events import Event, RoomState, parse_command
+from relaxd.core.routines import Routine
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from relaxd.config import Settings, TriggerConfig
-from relaxd.daemon import Daemon
-from relaxd.triggers import TriggerMatcher
+from relaxd.app.daemon import Daemon
+from relaxd.core.config import Settings, TriggerConfig
+from relaxd.core.triggers import TriggerMatcher
 from tests.fakes import FakeClock, FakeLights, FakeSpeaker, RecordingBus
 
 

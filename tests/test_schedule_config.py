@@ -13,17 +13,17 @@ import pytest
 
 from relaxd.adapters.fire_times import check_cron
 from relaxd.adapters.schedule_store import FileScheduleStore
-from relaxd.cli import build_parser
-from relaxd.config import ScheduleConfig
-from relaxd.configfile import ConfigError, load_settings
-from relaxd.discovery import room_entities
-from relaxd.events import Command, CommandRejected, parse_command
-from relaxd.remote import _schedule_body
-from relaxd.room import Room
-from relaxd.routines import builtin_routines
-from relaxd.schedule import Schedule, ScheduleBook, config_ids, describe
-from relaxd.session import RoomEngine
-from relaxd.topics import Topics
+from relaxd.app.cli import build_parser
+from relaxd.app.remote import _schedule_body
+from relaxd.core.config import ScheduleConfig
+from relaxd.core.configfile import ConfigError, load_settings
+from relaxd.core.discovery import room_entities
+from relaxd.core.engine import RoomEngine
+from relaxd.core.events import Command, CommandRejected, parse_command
+from relaxd.core.room import Room
+from relaxd.core.routines import builtin_routines
+from relaxd.core.schedules import Schedule, ScheduleBook, config_ids, describe
+from relaxd.core.topics import Topics
 from tests.fakes import FakeClock, FakeLights, MemoryStore, RecordingBus
 
 MINIMAL = """

@@ -10,7 +10,7 @@ import pytest
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
 
 from relaxd.adapters.fire_times import ApsFireTimes, check_cron, crontab_weekdays
-from relaxd.config import ScheduleConfig
+from relaxd.core.config import ScheduleConfig
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 # 2026: Berlin springs forward on Mar 29 (02:00 -> 03:00) and falls back on Oct 25 (03:00 -> 02:00);

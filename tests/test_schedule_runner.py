@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from relaxd.config import Settings
-from relaxd.daemon import Daemon
+from relaxd.app.daemon import Daemon
+from relaxd.core.config import Settings
 from tests.fakes import FakeClock, FakeLights, FakeSpeaker, RecordingBus
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -185,8 +185,8 @@ def test_the_daemon_refuses_a_broker_it_cannot_verify_and_survives_being_refused
 
 def test_an_unreachable_broker_is_logged_with_the_reason(caplog: pytest.LogCaptureFixture) -> None:
     from relaxd.adapters.mqtt import MqttBus
-    from relaxd.config import MqttConfig
-    from relaxd.topics import Topics
+    from relaxd.core.config import MqttConfig
+    from relaxd.core.topics import Topics
 
     bus = MqttBus(MqttConfig(host="127.0.0.1", port=free_port()), Topics(), lambda t, p, r: None)
     bus.start()

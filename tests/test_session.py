@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from relaxd.events import Command
-from relaxd.ports import MusicSource
-from relaxd.room import Room
-from relaxd.routines import Routine, builtin_routines
-from relaxd.session import RoomEngine
+from relaxd.core.engine import RoomEngine
+from relaxd.core.events import Command
+from relaxd.core.ports import MusicSource
+from relaxd.core.room import Room
+from relaxd.core.routines import Routine, builtin_routines
 from tests.fakes import FakeClock, FakeLights, FakeSpeaker, MemoryStore, RecordingBus
 
 ROUTINE = Routine.model_validate({

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relaxd.adapters.sonos import SonosSpeaker, ramp_steps
-from relaxd.ports import DeviceError, MusicSource, SnapshotData, Speaker
+from relaxd.core.ports import DeviceError, MusicSource, SnapshotData, Speaker
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
 
 T = TypeVar("T")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relaxd.adapters.sonos import SonosSpeaker
-from relaxd.ports import MusicSource
+from relaxd.core.ports import MusicSource
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from relaxd.adapters.store import FileSnapshotStore
+from relaxd.adapters.snapshot_store import FileSnapshotStore
 from tests.mosquitto import Collector, Mosquitto, wait_until
 from tests.reliability import TEST_TIMEOUT_S, event_names, last_state, reconfigure, room_events, wait_online
 from tests.test_e2e_run import Rig, same_room

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from relaxd.adapters.store import FileSnapshotStore
+from relaxd.adapters.snapshot_store import FileSnapshotStore
 
 
 def test_save_load_delete_round_trip_with_private_permissions(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from relaxd.config import MqttConfig
-from relaxd.topics import Topics
+from relaxd.core.config import MqttConfig
+from relaxd.core.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from relaxd.config import ScheduleConfig
-from relaxd.events import iso_utc
-from relaxd.schedule import Schedule, ScheduleBook
+from relaxd.core.config import ScheduleConfig
+from relaxd.core.events import iso_utc
+from relaxd.core.schedules import Schedule, ScheduleBook
 
 log = logging.getLogger(__name__)
 FILE_NAME = "schedules.json"

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from relaxd.events import DEFAULT_EXTEND_MINUTES, Command, Event, RoomState, RoomStateName, iso_utc
-from relaxd.ports import Clock, EventBus
-from relaxd.room import Room, SnapshotNotSaved
-from relaxd.routines import Routine
-from relaxd.session_data import Session
+from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, Event, RoomState, RoomStateName, iso_utc
+from relaxd.core.ports import Clock, EventBus
+from relaxd.core.room import Room, SnapshotNotSaved
+from relaxd.core.routines import Routine
+from relaxd.core.timeline import Session
 
 log = logging.getLogger(__name__)
 MAX_RESTORE_BACKOFF_S = 300.0

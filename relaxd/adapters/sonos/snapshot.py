@@ -11,7 +11,7 @@ from soco.data_structures_entry import from_didl_string
 from soco.exceptions import SoCoUPnPException
 from soco.snapshot import Snapshot
 
-from relaxd.ports import SnapshotData
+from relaxd.core.ports import SnapshotData
 
 log = logging.getLogger(__name__)
 _PARALLEL_READS = 4

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from relaxd.adapters.hue_fit import (
+from relaxd.adapters.hue.fit import (
     SETTLE_MARGIN_S,
     Expected,
     LightInfo,
@@ -19,9 +19,9 @@ from relaxd.adapters.hue_fit import (
     restore_fields,
     snapshot_entry,
 )
-from relaxd.adapters.hue_shapes import state_problem
-from relaxd.adapters.hue_transport import DEVICE, HueBridge
-from relaxd.ports import DeviceError, LightScene, RestoreReport, SnapshotData
+from relaxd.adapters.hue.shapes import state_problem
+from relaxd.adapters.hue.transport import DEVICE, HueBridge
+from relaxd.core.ports import DeviceError, LightScene, RestoreReport, SnapshotData
 
 logger = logging.getLogger(__name__)
 

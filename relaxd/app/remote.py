@@ -14,9 +14,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from relaxd.adapters.mqtt import set_credentials, set_tls
-from relaxd.config import Settings
-from relaxd.schedule import describe
-from relaxd.topics import Topics
+from relaxd.core.config import Settings
+from relaxd.core.schedules import describe
+from relaxd.core.topics import Topics
 
 EX_OK, EX_FAILURE = 0, 1
 _ANSWERS = {"start": {"session_started"}, "stop": {"session_stopped"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from relaxd.ports import LightScene
+from relaxd.core.ports import LightScene
 
 # Leniency for bridge rounding (xy to 4 decimals, ct and bri steps); a hand change is far bigger.
 BRI_TOLERANCE = 5

@@ -12,10 +12,10 @@ from typing import Any
 import soco
 import soco.discovery
 
-from relaxd.adapters import sonos_snapshot
-from relaxd.adapters.sonos_calls import DEVICE, DeadlineCaller
-from relaxd.adapters.sonos_music import prepare_source
-from relaxd.ports import DeviceError, MusicSource, RestoreReport, SnapshotData
+from relaxd.adapters.sonos import snapshot as sonos_snapshot
+from relaxd.adapters.sonos.calls import DEVICE, DeadlineCaller
+from relaxd.adapters.sonos.music import prepare_source
+from relaxd.core.ports import DeviceError, MusicSource, RestoreReport, SnapshotData
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def ramp_steps(start: int, target: int, ramp_s: float) -> list[tuple[float, int]
 
 
 class SonosSpeaker:
-    """A room's Sonos speaker, driven through its group coordinator (relaxd.ports.Speaker).
+    """A room's Sonos speaker, driven through its group coordinator (relaxd.core.ports.Speaker).
 
     set_volume and start_music return at once; their ramp runs in a background thread that the
     next call to the adapter cancels. restore blocks until its fade is done.

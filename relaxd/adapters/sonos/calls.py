@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import requests
 from soco.exceptions import SoCoUPnPException
 
-from relaxd.ports import DeviceError
+from relaxd.core.ports import DeviceError
 
 log = logging.getLogger(__name__)
 

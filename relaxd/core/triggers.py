@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relaxd.config import TriggerConfig
+from relaxd.core.config import TriggerConfig
 
 MAX_TRIGGER_BYTES = 64 * 1024
 

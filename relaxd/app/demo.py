@@ -18,15 +18,15 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from relaxd.clock import SystemClock
-from relaxd.config import Settings
-from relaxd.configfile import all_routines
-from relaxd.daemon import Daemon, build_devices
-from relaxd.demo_view import Screen, bar, describe_light, light_states, report, speaker_state
-from relaxd.routines import builtin_routines
+from relaxd.adapters.clock import SystemClock
+from relaxd.app.daemon import Daemon, build_devices
+from relaxd.app.demo_view import Screen, bar, describe_light, light_states, report, speaker_state
+from relaxd.core.config import Settings
+from relaxd.core.configfile import all_routines
+from relaxd.core.routines import builtin_routines
+from relaxd.core.units import format_duration
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
-from relaxd.units import format_duration
 
 ROOM = "massage_room"
 BASE_TOPIC = "relaxd_demo"  # not `relaxd`: the demo may share a broker with a real daemon

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relaxd.adapters.hue_lights import HueLights
-from relaxd.adapters.hue_transport import HttpsMode, HueBridge, pair, quiet_phue
+from relaxd.adapters.hue.lights import HueLights
+from relaxd.adapters.hue.transport import HttpsMode, HueBridge, pair, quiet_phue
 
 __all__ = ["HttpsMode", "HueBridge", "HueLights", "pair", "quiet_phue"]

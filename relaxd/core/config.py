@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from relaxd.ports import MusicSource
-from relaxd.routines import Routine
-from relaxd.units import Duration
+from relaxd.core.ports import MusicSource
+from relaxd.core.routines import Routine
+from relaxd.core.units import Duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/relaxd/relaxd.yaml")
 ROOM_ID_RE = re.compile(r"^[a-z0-9_]{1,32}$")

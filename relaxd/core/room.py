@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from relaxd.ports import DeviceError, Lights, MusicSource, RestoreReport, SnapshotStore, Speaker
-from relaxd.routines import Phase
+from relaxd.core.ports import DeviceError, Lights, MusicSource, RestoreReport, SnapshotStore, Speaker
+from relaxd.core.routines import Phase
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

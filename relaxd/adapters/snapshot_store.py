@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from relaxd.ports import SnapshotData
+from relaxd.core.ports import SnapshotData
 
 log = logging.getLogger(__name__)
 _SUFFIX = ".snapshot.json"

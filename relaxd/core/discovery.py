@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from relaxd import __version__
-from relaxd.config import ROOM_ID_RE, Settings
-from relaxd.topics import Topics
+from relaxd.core.config import ROOM_ID_RE, Settings
+from relaxd.core.topics import Topics
 
 MANUFACTURER = "relaxd"
 MODEL = "relaxd massage room"

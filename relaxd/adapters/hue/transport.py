@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import phue
 
-from relaxd.adapters.hue_pacing import ConnectionSlots, Pacer, group_pacer, light_pacer
-from relaxd.adapters.hue_shapes import groups_problem, lights_problem
-from relaxd.ports import DeviceError
+from relaxd.adapters.hue.pacing import ConnectionSlots, Pacer, group_pacer, light_pacer
+from relaxd.adapters.hue.shapes import groups_problem, lights_problem
+from relaxd.core.ports import DeviceError
 
 logger = logging.getLogger(__name__)
 

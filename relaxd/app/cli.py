@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from relaxd import __version__
-from relaxd.config import Settings, config_path
-from relaxd.configfile import ConfigError, all_routines, load_settings, resolved_yaml
-from relaxd.routines import builtin_routines, describe
+from relaxd.core.config import Settings, config_path
+from relaxd.core.configfile import ConfigError, all_routines, load_settings, resolved_yaml
+from relaxd.core.routines import builtin_routines, describe
 
 EX_OK, EX_FAILURE, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
 log = logging.getLogger("relaxd")
@@ -55,7 +55,7 @@ def cmd_routines(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args)
     setup_logging(settings.log_level)
-    from relaxd.daemon import Daemon
+    from relaxd.app.daemon import Daemon
 
     daemon = Daemon(settings)
     daemon.install_signal_handlers()
@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_hue_pair(args: argparse.Namespace) -> int:
     from relaxd.adapters.hue import pair
-    from relaxd.ports import DeviceError
+    from relaxd.core.ports import DeviceError
 
     https: str | bool = "auto" if args.https == "auto" else args.https == "true"
     print(f"Press the link button on the Hue bridge at {args.host} now (waiting {args.wait:g} s)...")
@@ -84,19 +84,19 @@ def cmd_hue_pair(args: argparse.Namespace) -> int:
 
 
 def cmd_remote(args: argparse.Namespace) -> int:
-    from relaxd.remote import run_remote
+    from relaxd.app.remote import run_remote
 
     return run_remote(_load(args), args)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from relaxd.simrun import run_sim
+    from relaxd.app.simrun import run_sim
 
     return run_sim(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from relaxd.demo import run_demo
+    from relaxd.app.demo import run_demo
 
     return run_demo(args)
 

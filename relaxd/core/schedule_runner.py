@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from relaxd.config import ScheduleConfig
-from relaxd.configfile import validation_lines
-from relaxd.events import Command, iso_utc
-from relaxd.ports import Clock
-from relaxd.schedule import (
+from relaxd.core.config import ScheduleConfig
+from relaxd.core.configfile import validation_lines
+from relaxd.core.events import Command, iso_utc
+from relaxd.core.ports import Clock
+from relaxd.core.schedules import (
     Due,
     FireTimes,
     Schedule,

@@ -7,8 +7,8 @@ from typing import Any
 
 from soco.data_structures import DidlContainer
 
-from relaxd.adapters.sonos_calls import DeadlineCaller as Call
-from relaxd.ports import DeviceError, MusicSource
+from relaxd.adapters.sonos.calls import DeadlineCaller as Call
+from relaxd.core.ports import DeviceError, MusicSource
 
 
 def prepare_source(call: Call, device: Any, source: MusicSource,

@@ -10,18 +10,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from relaxd import systemd
-from relaxd.adapters.store import FileSnapshotStore
-from relaxd.clock import SystemClock
-from relaxd.config import ROOM_ID_RE, Settings
-from relaxd.configfile import all_routines
-from relaxd.events import Command, CommandRejected, Event, iso_utc, parse_command
-from relaxd.ports import Clock, EventBus, Lights, Speaker
-from relaxd.room import Room
-from relaxd.scheduler import ScheduleRunner
-from relaxd.session import RoomEngine
-from relaxd.topics import Topics
-from relaxd.triggers import TriggerMatcher
+from relaxd.adapters.clock import SystemClock
+from relaxd.adapters.snapshot_store import FileSnapshotStore
+from relaxd.app import systemd
+from relaxd.core.config import ROOM_ID_RE, Settings
+from relaxd.core.configfile import all_routines
+from relaxd.core.engine import RoomEngine
+from relaxd.core.events import Command, CommandRejected, Event, iso_utc, parse_command
+from relaxd.core.ports import Clock, EventBus, Lights, Speaker
+from relaxd.core.room import Room
+from relaxd.core.schedule_runner import ScheduleRunner
+from relaxd.core.topics import Topics
+from relaxd.core.triggers import TriggerMatcher
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class Daemon:
         raise ValueError(f"unknown request {verb!r}; known: status, schedule/add, schedule/list, schedule/remove")
 
     def _on_discovery_config(self, topic: str, payload: bytes, retained: bool) -> None:
-        from relaxd.discovery import removal_messages, room_of_discovery_message
+        from relaxd.core.discovery import removal_messages, room_of_discovery_message
 
         room = room_of_discovery_message(topic, payload, self.topics) if retained else None
         publish = getattr(self.bus, "publish", None)
@@ -272,7 +272,7 @@ class Daemon:
         publish = getattr(self.bus, "publish", None)
         if publish is None or not self.topics.discovery_prefix:
             return
-        from relaxd.discovery import discovery_messages
+        from relaxd.core.discovery import discovery_messages
 
         for topic, body in discovery_messages(self.settings, self.topics, sorted(self.routines)):
             publish(topic, body, retain=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from relaxd.ports import LightScene
-from relaxd.units import (
+from relaxd.core.ports import LightScene
+from relaxd.core.units import (
     Duration,
     Kelvin,
     Percent,

@@ -11,8 +11,8 @@ import yaml
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
-from relaxd.config import ROOM_ID_RE, ScheduleConfig, Settings, TriggerConfig
-from relaxd.routines import Routine, builtin_routines
+from relaxd.core.config import ROOM_ID_RE, ScheduleConfig, Settings, TriggerConfig
+from relaxd.core.routines import Routine, builtin_routines
 
 
 class _Yaml12Loader(yaml.SafeLoader):

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from relaxd.events import RoomState, iso_utc
-from relaxd.ports import Clock
-from relaxd.routines import Phase, Routine
+from relaxd.core.events import RoomState, iso_utc
+from relaxd.core.ports import Clock
+from relaxd.core.routines import Phase, Routine
 
 
 def wall(clock: Clock, mono: float) -> datetime:

@@ -1,0 +1,1 @@
+"""The wiring: command line, daemon runtime, demo, remote client, simulators runner."""

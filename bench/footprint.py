@@ -35,14 +35,18 @@ def _start_floor(port: int, watcher: Watcher, workdir: Path) -> tuple[subprocess
     """A floor process; returns it, its start-up time to `online` and its RSS (kB) after the imports."""
     mark = watcher.mark()
     began = time.monotonic()
-    proc = start_process([sys.executable, "-c", FLOOR, str(port)], cwd=workdir, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
+    proc = start_process(
+        [sys.executable, "-c", FLOOR, str(port)], cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     line = read_line(proc, 30)
     if line != "imported":
         raise RuntimeError(f"the floor process failed: {line!r}")
     rss = proc_status_kb(proc.pid, "VmRSS") or 0
-    online = watcher.wait(lambda: next((m for m in watcher.messages[mark:] if m.topic == FLOOR_STATUS), None),
-                          30, "the floor process online")
+    online = watcher.wait(
+        lambda: next((m for m in watcher.messages[mark:] if m.topic == FLOOR_STATUS), None),
+        30,
+        "the floor process online",
+    )
     return proc, online.at_s - began, rss
 
 
@@ -60,9 +64,13 @@ def _stop_floor(proc: subprocess.Popen[Any]) -> None:
 def _start_daemon(workdir: Path, config: dict[str, Any], watcher: Watcher, n: int) -> tuple[Daemon, float]:
     mark = watcher.mark()
     daemon = Daemon(workdir, config, f"footprint-{n}").start()
-    online = watcher.wait(lambda: next((m for m in watcher.messages[mark:]
-                                        if m.topic == "relaxd/status" and m.payload == b"online"), None),
-                          30, "relaxd online")
+    online = watcher.wait(
+        lambda: next(
+            (m for m in watcher.messages[mark:] if m.topic == "relaxd/status" and m.payload == b"online"), None
+        ),
+        30,
+        "relaxd online",
+    )
     return daemon, online.at_s - daemon.started_at
 
 
@@ -101,8 +109,7 @@ def measure(starts: int, idle_s: float, hue_ms: float, sonos_ms: float, workdir:
             time.sleep(idle_s)
             ticks1, ns1 = [proc_cpu_s(p) or 0.0 for p in pids], [proc_cpu_ns(p) or 0 for p in pids]
             # schedstat (ns) unless a thread ended in the window; then the 10 ms ticks
-            cpu = [(b - a) / 1e9 if b >= a else t1 - t0
-                   for a, b, t0, t1 in zip(ns0, ns1, ticks0, ticks1, strict=True)]
+            cpu = [(b - a) / 1e9 if b >= a else t1 - t0 for a, b, t0, t1 in zip(ns0, ns1, ticks0, ticks1, strict=True)]
             rss = proc_status_kb(daemon.pid, "VmRSS") or 0
             hwm = proc_status_kb(daemon.pid, "VmHWM") or 0
             floor_idle_rss = proc_status_kb(floor.pid, "VmRSS") or 0
@@ -115,11 +122,17 @@ def measure(starts: int, idle_s: float, hue_ms: float, sonos_ms: float, workdir:
         hue.stop()
         speaker.stop()
     return {
-        "daemon_start_s": daemon_starts, "floor_start_s": floor_starts,
-        "daemon_rss_kb": rss, "daemon_hwm_kb": hwm, "floor_rss_kb": statistics.median(floor_rss),
+        "daemon_start_s": daemon_starts,
+        "floor_start_s": floor_starts,
+        "daemon_rss_kb": rss,
+        "daemon_hwm_kb": hwm,
+        "floor_rss_kb": statistics.median(floor_rss),
         "floor_connected_rss_kb": floor_idle_rss,
-        "daemon_cpu_s": cpu[0], "floor_cpu_s": cpu[1], "idle_s": idle_s,
-        "daemon_cpu_ticks_s": ticks1[0] - ticks0[0], "floor_cpu_ticks_s": ticks1[1] - ticks0[1],
+        "daemon_cpu_s": cpu[0],
+        "floor_cpu_s": cpu[1],
+        "idle_s": idle_s,
+        "daemon_cpu_ticks_s": ticks1[0] - ticks0[0],
+        "floor_cpu_ticks_s": ticks1[1] - ticks0[1],
     }
 
 
@@ -129,16 +142,34 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
     bench = "5 footprint"
     mib = 1024.0
     result = BenchResult()
-    result.add(bench, "idle RSS of relaxd run (1 room)", round(data["daemon_rss_kb"] / mib, 1), "MiB",
-               "python importing relaxd's deps", round(data["floor_rss_kb"] / mib, 1),
-               note=f"peak (VmHWM) {data['daemon_hwm_kb'] / mib:.1f} MiB")
-    result.add(bench, f"CPU in {idle_s:g} s idle", round(data["daemon_cpu_s"] * 1000, 2), "ms",
-               "deps + idle paho client, same window", round(data["floor_cpu_s"] * 1000, 2),
-               note=f"{100 * data['daemon_cpu_s'] / idle_s:.3f}% of one core (thread schedstat)")
+    result.add(
+        bench,
+        "idle RSS of relaxd run (1 room)",
+        round(data["daemon_rss_kb"] / mib, 1),
+        "MiB",
+        "python importing relaxd's deps",
+        round(data["floor_rss_kb"] / mib, 1),
+        note=f"peak (VmHWM) {data['daemon_hwm_kb'] / mib:.1f} MiB",
+    )
+    result.add(
+        bench,
+        f"CPU in {idle_s:g} s idle",
+        round(data["daemon_cpu_s"] * 1000, 2),
+        "ms",
+        "deps + idle paho client, same window",
+        round(data["floor_cpu_s"] * 1000, 2),
+        note=f"{100 * data['daemon_cpu_s'] / idle_s:.3f}% of one core (thread schedstat)",
+    )
     d_start, f_start = statistics.median(data["daemon_start_s"]), statistics.median(data["floor_start_s"])
-    result.add(bench, "start-up until `online` (median)", round(d_start * 1000), "ms",
-               "deps imported + paho online", round(f_start * 1000),
-               note=f"{len(data['daemon_start_s'])} starts each")
+    result.add(
+        bench,
+        "start-up until `online` (median)",
+        round(d_start * 1000),
+        "ms",
+        "deps imported + paho online",
+        round(f_start * 1000),
+        note=f"{len(data['daemon_start_s'])} starts each",
+    )
     result.details = data
     result.details["import_floor_rss_mib"] = round(data["floor_rss_kb"] / mib, 1)
     return result

@@ -58,7 +58,10 @@ class Daemon:
             self.started_at = time.monotonic()
             self.proc = start_process(
                 [sys.executable, "-m", "relaxd", "run", "-c", str(self.config_path)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         finally:
@@ -209,15 +212,17 @@ class Watcher:
         topic = f"relaxd/{room}/event"
 
         def check() -> list[Msg] | None:
-            found = [m for m in self.messages[start:]
-                     if m.topic == topic and isinstance(m.data, dict) and m.data.get("event") == event]
+            found = [
+                m
+                for m in self.messages[start:]
+                if m.topic == topic and isinstance(m.data, dict) and m.data.get("event") == event
+            ]
             return found[:count] if len(found) >= count else None
 
         return self.wait(check, timeout_s, f"{count}x {event} of {room}")
 
     def wait_count(self, event: str, count: int, timeout_s: float) -> None:
-        self.wait(lambda: True if self.event_counts[event] >= count else None, timeout_s,
-                  f"{count}x {event}")
+        self.wait(lambda: True if self.event_counts[event] >= count else None, timeout_s, f"{count}x {event}")
 
     def publish(self, topic: str, payload: str, timeout_s: float = 5.0) -> float:
         """Publish (QoS 1, not retained); returns time.monotonic() just before the publish."""
@@ -272,8 +277,13 @@ class Recorder:
     """Records (receipt time, topic, payload) of messages whose payload holds needle, or on bench/#."""
 
     def __init__(self, port: int, topics: list[str], needle: str, workdir: Path) -> None:
-        self.proc = start_process([sys.executable, "-c", RECORDER, str(port), needle, *topics], cwd=workdir,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = start_process(
+            [sys.executable, "-c", RECORDER, str(port), needle, *topics],
+            cwd=workdir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if read_line(self.proc, 30) != "ready":
             end_process(self.proc, 5)
             raise RuntimeError("the recorder process did not subscribe")

@@ -58,8 +58,9 @@ def _hue_request(address: str, method: str, path: str, body: Any = None) -> Any:
         conn.close()
 
 
-def floor_once(hue: TimedHueBridgeSim, gid: str, device: Any, favorite: tuple[str, str],
-               workdir: Path) -> dict[str, float]:
+def floor_once(
+    hue: TimedHueBridgeSim, gid: str, device: Any, favorite: tuple[str, str], workdir: Path
+) -> dict[str, float]:
     """The unavoidable round trips, both devices in parallel; per device: read, persist, change.
 
     Hue: GET /lights, then one PUT /groups/<id>/action. Sonos: GetMediaInfo, GetPositionInfo,
@@ -100,6 +101,7 @@ def floor_once(hue: TimedHueBridgeSim, gid: str, device: Any, favorite: tuple[st
                 fn()
             except BaseException as exc:
                 errors.append(exc)
+
         return run
 
     t0 = time.monotonic()
@@ -190,8 +192,11 @@ def daemon_presses(presses: int, hue_ms: float, sonos_ms: float, workdir: Path) 
         config["triggers"] = [{"topic": BUTTON, "match": {"action": "single"}, "room": "spa", "do": "toggle"}]
         with Watcher(broker.port, ["relaxd/#"]) as watcher:
             daemon = Daemon(workdir, config, "latency").start()
-            watcher.wait(lambda: next((m for m in watcher.messages if m.topic == "relaxd/spa/state"), None),
-                         30, "the daemon's first state")
+            watcher.wait(
+                lambda: next((m for m in watcher.messages if m.topic == "relaxd/spa/state"), None),
+                30,
+                "the daemon's first state",
+            )
             time.sleep(0.5)
             limited = hue.rate_limited_count
             for i in range(presses + 1):  # press 0 is the first after start-up, reported apart
@@ -223,8 +228,9 @@ def daemon_presses(presses: int, hue_ms: float, sonos_ms: float, workdir: Path) 
     return {"first": samples[0], "samples": samples[1:], "timelines": timelines, "rate_limited": limited}
 
 
-def _timeline(hue: TimedHueBridgeSim, speaker: SonosSpeakerSim, t0: float, phase_at: float,
-              until: float) -> list[tuple[float, str, str]]:
+def _timeline(
+    hue: TimedHueBridgeSim, speaker: SonosSpeakerSim, t0: float, phase_at: float, until: float
+) -> list[tuple[float, str, str]]:
     """Every device request of one press (answer times, ms after the button), and phase_started."""
     rows = [(ms(d.at_s - t0), "hue", f"{d.method} {d.path}") for d in hue.done_log(t0) if d.at_s <= until]
     rows += [(ms(c.at - t0), "sonos", c.action) for c in speaker.requests() if t0 <= c.at <= until]
@@ -246,41 +252,79 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
     daemon = daemon_presses(presses, hue_ms, sonos_ms, workdir)
     samples = daemon["samples"]
     bench = "1 trigger latency"
-    pairs = [("phase_started", "saved", "floor: both snapshots read and fsynced"),
-             ("lights", "lights", "floor: GET lights + group PUT"),
-             ("music", "music", "floor: 5 reads + SetVolume, SetAVTransportURI, Play"),
-             ("all", "all", "floor: both devices set")]
+    pairs = [
+        ("phase_started", "saved", "floor: both snapshots read and fsynced"),
+        ("lights", "lights", "floor: GET lights + group PUT"),
+        ("music", "music", "floor: 5 reads + SetVolume, SetAVTransportURI, Play"),
+        ("all", "all", "floor: both devices set"),
+    ]
     for key, ref_key, ref_name in pairs:
         mine, ref = summarize(samples, key), summarize(floor, ref_key)
         for q in ("p50", "p99"):
-            label = {"phase_started": "button -> phase_started", "lights": "button -> lights set",
-                     "music": "button -> music playing", "all": "button -> room set"}[key]
+            label = {
+                "phase_started": "button -> phase_started",
+                "lights": "button -> lights set",
+                "music": "button -> music playing",
+                "all": "button -> room set",
+            }[key]
             target = "<= 1.2x floor" if q == "p50" else ""
             ratio = mine[q] / ref[q]
-            result.add(bench, f"{label} {q}", ms(mine[q]), "ms", ref_name, ms(ref[q]), target,
-                       (ratio <= 1.2) if q == "p50" else None,
-                       f"{mine['n']} presses, floor {ref['n']} runs" if key == "all" and q == "p50" else "")
+            result.add(
+                bench,
+                f"{label} {q}",
+                ms(mine[q]),
+                "ms",
+                ref_name,
+                ms(ref[q]),
+                target,
+                (ratio <= 1.2) if q == "p50" else None,
+                f"{mine['n']} presses, floor {ref['n']} runs" if key == "all" and q == "p50" else "",
+            )
     for q in ("p50", "p99"):
         mine_all, naive_all = summarize(samples, "all")[q], summarize(naive, "all")[q]
-        result.add(bench, f"button -> room set {q} vs naive", ms(mine_all), "ms",
-                   "naive sequential phue+soco script", ms(naive_all), "< naive" if q == "p50" else "",
-                   (mine_all < naive_all) if q == "p50" else None, f"naive {len(naive)} runs" if q == "p50" else "")
+        result.add(
+            bench,
+            f"button -> room set {q} vs naive",
+            ms(mine_all),
+            "ms",
+            "naive sequential phue+soco script",
+            ms(naive_all),
+            "< naive" if q == "p50" else "",
+            (mine_all < naive_all) if q == "p50" else None,
+            f"naive {len(naive)} runs" if q == "p50" else "",
+        )
     first, floor_all = daemon["first"], summarize(floor, "all")["p50"]
-    result.add(bench, "first press after start-up: room set", ms(first["all"]), "ms", "floor: both devices set",
-               ms(floor_all), note="resolves the Hue group and soco's zone/household data on first use")
-    result.add(bench, "HTTP 429 from the bridge", daemon["rate_limited"], "count", target="0",
-               met=daemon["rate_limited"] == 0)
+    result.add(
+        bench,
+        "first press after start-up: room set",
+        ms(first["all"]),
+        "ms",
+        "floor: both devices set",
+        ms(floor_all),
+        note="resolves the Hue group and soco's zone/household data on first use",
+    )
+    result.add(
+        bench, "HTTP 429 from the bridge", daemon["rate_limited"], "count", target="0", met=daemon["rate_limited"] == 0
+    )
     median_all = summarize(samples, "all")["p50"]
     index = min(range(len(samples)), key=lambda i: abs(samples[i]["all"] - median_all))
     result.details = {
-        "presses": len(samples), "hue_latency_ms": hue_ms, "sonos_latency_ms": sonos_ms,
+        "presses": len(samples),
+        "hue_latency_ms": hue_ms,
+        "sonos_latency_ms": sonos_ms,
         "first_press_after_start_ms": {k: ms(v) for k, v in daemon["first"].items()},
-        "daemon": {k: {q: ms(v) if q != "n" else v for q, v in summarize(samples, k).items()}
-                   for k in ("phase_started", "lights", "music", "all")},
-        "floor": {k: {q: ms(v) if q != "n" else v for q, v in summarize(floor, k).items()}
-                  for k in ("saved", "lights", "music", "all")},
-        "naive": {k: {q: ms(v) if q != "n" else v for q, v in summarize(naive, k).items()}
-                  for k in ("saved", "lights", "music", "all")},
+        "daemon": {
+            k: {q: ms(v) if q != "n" else v for q, v in summarize(samples, k).items()}
+            for k in ("phase_started", "lights", "music", "all")
+        },
+        "floor": {
+            k: {q: ms(v) if q != "n" else v for q, v in summarize(floor, k).items()}
+            for k in ("saved", "lights", "music", "all")
+        },
+        "naive": {
+            k: {q: ms(v) if q != "n" else v for q, v in summarize(naive, k).items()}
+            for k in ("saved", "lights", "music", "all")
+        },
         "median_press_timeline": daemon["timelines"][index + 1],
     }
     return result

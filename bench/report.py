@@ -26,8 +26,16 @@ def _cells(f: Figure) -> list[str]:
     met = {True: "met", False: "MISSED", None: ""}[f.met]
     value = f"{fmt(f.value, f.unit)} {f.unit}".strip() if f.unit != "count" else fmt(f.value, f.unit)
     ref = fmt(f.ref_value, f.unit) if f.ref_value is not None else "-"
-    return [f.bench, f.name, value, f.ref_name or "-", ref, f"{ratio:.2f}x" if ratio is not None else "-",
-            f.target or "-", met]
+    return [
+        f.bench,
+        f.name,
+        value,
+        f.ref_name or "-",
+        ref,
+        f"{ratio:.2f}x" if ratio is not None else "-",
+        f.target or "-",
+        met,
+    ]
 
 
 HEADER = ["bench", "figure", "value", "reference", "ref value", "ratio", "target", "met"]

@@ -24,8 +24,9 @@ def minimal_commands(before: dict[str, dict[str, Any]], during: dict[str, dict[s
         if was["on"]:
             count += 1 if now != was else 0
         elif now["on"]:
-            count += 2 if {k: v for k, v in now.items() if k != "on"} != {k: v for k, v in was.items()
-                                                                          if k != "on"} else 1
+            count += (
+                2 if {k: v for k, v in now.items() if k != "on"} != {k: v for k, v in was.items() if k != "on"} else 1
+            )
     return count
 
 
@@ -49,16 +50,24 @@ def measure(lights_n: int, hue_ms: float, sonos_ms: float, workdir: Path) -> dic
         config["routines"]["hold"] = {"phases": [phase("hold", "10m", bri=30, kelvin=2200, volume=10)]}
         with Watcher(broker.port, ["relaxd/#"]) as watcher:
             daemon = Daemon(workdir, config, "restore").start()
-            watcher.wait(lambda: next((m for m in watcher.messages if m.topic == "relaxd/spa/state"), None),
-                         30, "the daemon's first state")
+            watcher.wait(
+                lambda: next((m for m in watcher.messages if m.topic == "relaxd/spa/state"), None),
+                30,
+                "the daemon's first state",
+            )
             time.sleep(0.5)
             limited = hue.rate_limited_count
             before = {**light_fields(hue, ids), "speaker": speaker_fields(speaker)}
             start = watcher.mark()
             t_start = watcher.publish("relaxd/spa/set", "start")
             watcher.wait_event("spa", "phase_started", start, 15)
-            set_ok = wait_until(lambda: bool(speaker.requests("Play")) and any(
-                d.path == f"/groups/{gid}/action" for d in hue.done_log(t_start)), 15)
+            set_ok = wait_until(
+                lambda: (
+                    bool(speaker.requests("Play"))
+                    and any(d.path == f"/groups/{gid}/action" for d in hue.done_log(t_start))
+                ),
+                15,
+            )
             if not set_ok:
                 raise RuntimeError("the session did not set the room within 15 s")
             time.sleep(0.5)
@@ -84,7 +93,10 @@ def measure(lights_n: int, hue_ms: float, sonos_ms: float, workdir: Path) -> dic
         "commands": len(puts),
         "minimal": minimal_commands({k: v for k, v in before.items() if k != "speaker"}, during),
         "sonos_requests": len(sonos),
-        "equal": equal, "total": total, "diffs": diffs, "rate_limited": limited,
+        "equal": equal,
+        "total": total,
+        "diffs": diffs,
+        "rate_limited": limited,
         "report": restored.data.get("details") if isinstance(restored.data, dict) else None,
         "put_times_ms": [ms(d.at_s - t_stop) for d in puts],
     }
@@ -95,15 +107,40 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
     floor_s = math.ceil(data["minimal"] / LIGHT_COMMANDS_PER_S)
     bench = "3 restore"
     result = BenchResult()
-    result.add(bench, "stop -> room_restored (20 lights + speaker)", round(data["duration_s"], 3), "s",
-               f"rate-limit floor ceil({data['minimal']} cmds/10) s", floor_s, "<= floor",
-               data["duration_s"] <= floor_s,
-               f"lights done after {data['lights_s']:.2f} s, speaker after {data['speaker_s']:.2f} s; restore_fade 0s")
-    result.add(bench, "light commands sent by the restore", data["commands"], "count",
-               "minimal light commands", data["minimal"], "= minimal", data["commands"] <= data["minimal"])
-    result.add(bench, "fields restored exactly", data["equal"], "count", "fields compared", data["total"],
-               "all", data["equal"] == data["total"], "; ".join(data["diffs"][:4]))
-    result.add(bench, "HTTP 429 from the bridge", data["rate_limited"], "count", target="0",
-               met=data["rate_limited"] == 0)
+    result.add(
+        bench,
+        "stop -> room_restored (20 lights + speaker)",
+        round(data["duration_s"], 3),
+        "s",
+        f"rate-limit floor ceil({data['minimal']} cmds/10) s",
+        floor_s,
+        "<= floor",
+        data["duration_s"] <= floor_s,
+        f"lights done after {data['lights_s']:.2f} s, speaker after {data['speaker_s']:.2f} s; restore_fade 0s",
+    )
+    result.add(
+        bench,
+        "light commands sent by the restore",
+        data["commands"],
+        "count",
+        "minimal light commands",
+        data["minimal"],
+        "= minimal",
+        data["commands"] <= data["minimal"],
+    )
+    result.add(
+        bench,
+        "fields restored exactly",
+        data["equal"],
+        "count",
+        "fields compared",
+        data["total"],
+        "all",
+        data["equal"] == data["total"],
+        "; ".join(data["diffs"][:4]),
+    )
+    result.add(
+        bench, "HTTP 429 from the bridge", data["rate_limited"], "count", target="0", met=data["rate_limited"] == 0
+    )
     result.details = {k: v for k, v in data.items() if k not in ("equal", "total")}
     return result

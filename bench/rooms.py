@@ -12,15 +12,38 @@ from relaxd.sim.sonos_speaker import SonosSpeakerSim
 
 FAVORITE = "Spa Radio"
 POSITION_TOLERANCE_S = 5.0
-SPEAKER_FIELDS = ("uri", "uri_metadata", "transport_state", "queue", "track", "track_uri", "volume", "mute",
-                  "bass", "treble", "loudness", "play_mode", "crossfade")
+SPEAKER_FIELDS = (
+    "uri",
+    "uri_metadata",
+    "transport_state",
+    "queue",
+    "track",
+    "track_uri",
+    "volume",
+    "mute",
+    "bass",
+    "treble",
+    "loudness",
+    "play_mode",
+    "crossfade",
+)
 
 
-def phase(name: str, duration: str, bri: int = 40, kelvin: int = 2400, volume: int = 12,
-          transition: str = "0s", ramp: str = "0s") -> dict[str, Any]:
-    return {"name": name, "duration": duration,
-            "lights": {"brightness": f"{bri}%", "color_temp": f"{kelvin}K", "transition": transition},
-            "music": {"volume": volume, "ramp": ramp}}
+def phase(
+    name: str,
+    duration: str,
+    bri: int = 40,
+    kelvin: int = 2400,
+    volume: int = 12,
+    transition: str = "0s",
+    ramp: str = "0s",
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "duration": duration,
+        "lights": {"brightness": f"{bri}%", "color_temp": f"{kelvin}K", "transition": transition},
+        "music": {"volume": volume, "ramp": ramp},
+    }
 
 
 def scene_body(bri: int = 40, kelvin: int = 2400) -> dict[str, Any]:
@@ -28,8 +51,9 @@ def scene_body(bri: int = 40, kelvin: int = 2400) -> dict[str, Any]:
     return {"on": True, "bri": percent_to_bri_254(bri), "ct": kelvin_to_mired(kelvin), "transitiontime": 0}
 
 
-def add_two_lights(hue: HueBridgeSim, prefix: str, group: bool = True,
-                   lamp_on: bool = False) -> tuple[list[str], str | None]:
+def add_two_lights(
+    hue: HueBridgeSim, prefix: str, group: bool = True, lamp_on: bool = False
+) -> tuple[list[str], str | None]:
     """A ceiling light on in ct and a lamp in xy (off unless lamp_on), optionally in a group of their own."""
     a = hue.add_light(EXTENDED_COLOR, f"{prefix} ceiling", on=True, bri=254, ct=181, colormode="ct")
     b = hue.add_light(EXTENDED_COLOR, f"{prefix} lamp", on=lamp_on, bri=90, xy=[0.3, 0.3], colormode="xy")
@@ -48,11 +72,22 @@ def add_mixed_lights(hue: HueBridgeSim, count: int = 20) -> tuple[list[str], str
         if kind == 0:
             ids.append(hue.add_light(EXTENDED_COLOR, name, on=on, bri=bri, ct=160 + 17 * i, colormode="ct"))
         elif kind == 1:
-            ids.append(hue.add_light(EXTENDED_COLOR, name, on=on, bri=bri,
-                                     xy=[round(0.2 + 0.01 * i, 4), round(0.15 + 0.012 * i, 4)], colormode="xy"))
+            ids.append(
+                hue.add_light(
+                    EXTENDED_COLOR,
+                    name,
+                    on=on,
+                    bri=bri,
+                    xy=[round(0.2 + 0.01 * i, 4), round(0.15 + 0.012 * i, 4)],
+                    colormode="xy",
+                )
+            )
         elif kind == 2:
-            ids.append(hue.add_light(EXTENDED_COLOR, name, on=on, bri=bri, hue=(4000 * i) % 65535,
-                                     sat=100 + 5 * i, colormode="hs"))
+            ids.append(
+                hue.add_light(
+                    EXTENDED_COLOR, name, on=on, bri=bri, hue=(4000 * i) % 65535, sat=100 + 5 * i, colormode="hs"
+                )
+            )
         elif kind in (3, 4):
             ids.append(hue.add_light(COLOR_TEMPERATURE, name, on=on, bri=bri, ct=200 + 13 * i))
         else:
@@ -73,8 +108,9 @@ def reset_speaker(sim: SonosSpeakerSim) -> None:
         sim.mute = False
 
 
-def room_config(*, group: str | None = None, names: list[str] | None = None, speaker: str | None = None,
-                routine: str = "bench") -> dict[str, Any]:
+def room_config(
+    *, group: str | None = None, names: list[str] | None = None, speaker: str | None = None, routine: str = "bench"
+) -> dict[str, Any]:
     room: dict[str, Any] = {"routine": routine, "restore_fade": "0s"}
     if group is not None:
         room["lights"] = {"group": group}

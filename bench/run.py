@@ -46,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     chosen = args.only or list(BENCHES)
     machine = common.machine_info()
-    print(f"relaxd benchmarks ({'quick' if args.quick else 'full'}): {machine['cores']} cores, "
-          f"{machine['cpu_model']}, Python {machine['python']}, load {machine['loadavg']}", flush=True)
+    print(
+        f"relaxd benchmarks ({'quick' if args.quick else 'full'}): {machine['cores']} cores, "
+        f"{machine['cpu_model']}, Python {machine['python']}, load {machine['loadavg']}",
+        flush=True,
+    )
     workdir = Path(tempfile.mkdtemp(prefix="relaxd-bench-"))
     results: dict[str, common.BenchResult] = {}
     timings: dict[str, float] = {}
@@ -88,10 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.markdown_table(figures))
     machine["loadavg_end"] = common.load_average()
-    doc = {"mode": "quick" if args.quick else "full", "machine": machine, "seconds": timings, "total_s": total,
-           "hue_latency_ms": args.hue_latency_ms, "sonos_latency_ms": args.sonos_latency_ms,
-           "figures": [f.as_dict() for f in figures],
-           "details": {name: r.details for name, r in results.items()}}
+    doc = {
+        "mode": "quick" if args.quick else "full",
+        "machine": machine,
+        "seconds": timings,
+        "total_s": total,
+        "hue_latency_ms": args.hue_latency_ms,
+        "sonos_latency_ms": args.sonos_latency_ms,
+        "figures": [f.as_dict() for f in figures],
+        "details": {name: r.details for name, r in results.items()},
+    }
     doc["failed"] = failed
     args.out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(f"wrote {args.out}")

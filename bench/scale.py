@@ -56,8 +56,9 @@ class Setup:
                 names = [f"{room} ceiling", f"{room} lamp"]
                 config["rooms"][room] = room_config(names=names, speaker=speaker, routine="scale")
         config["routines"]["scale"] = routine
-        config["triggers"] = [{"topic": BROADCAST, "match": do, "room": r, "do": do}
-                              for r in self.rooms for do in ("start", "stop")]
+        config["triggers"] = [
+            {"topic": BROADCAST, "match": do, "room": r, "do": do} for r in self.rooms for do in ("start", "stop")
+        ]
         return config
 
     def states(self) -> dict[str, dict[str, Any]]:
@@ -88,24 +89,33 @@ class Setup:
         return plays[0] if plays else None
 
 
-def scenario(groups: bool, speakers: bool, phases: list[float], hue_ms: float, sonos_ms: float,
-             workdir: Path, stop_after_phase: bool = False) -> dict[str, Any]:
+def scenario(
+    groups: bool,
+    speakers: bool,
+    phases: list[float],
+    hue_ms: float,
+    sonos_ms: float,
+    workdir: Path,
+    stop_after_phase: bool = False,
+) -> dict[str, Any]:
     """Start every room with one broadcast; wait for every phase of every room and every restore."""
     setup = Setup(ROOMS, groups, speakers, hue_ms, sonos_ms)
     name = "groups" if groups else "names"
     broker = Mosquitto(workdir / f"broker-scale-{name}")
     daemon: Daemon | None = None
     count = len(phases)
-    routine = {"phases": [phase(f"s{k}", f"{d:g}s", bri=30 + 10 * k, volume=10 + 2 * k)
-                          for k, d in enumerate(phases)]}
+    routine = {"phases": [phase(f"s{k}", f"{d:g}s", bri=30 + 10 * k, volume=10 + 2 * k) for k, d in enumerate(phases)]}
     recorder: Recorder | None = None
     try:
         setup.start()
         broker.start()
         with Watcher(broker.port, ["relaxd/+/event", "relaxd/+/state", "relaxd/status"]) as watcher:
             daemon = Daemon(workdir, setup.config(workdir, broker.port, routine), f"scale-{name}").start()
-            watcher.wait(lambda: True if sum(m.topic.endswith("/state") for m in watcher.messages) >= ROOMS
-                         else None, 60, "a state of every room")
+            watcher.wait(
+                lambda: True if sum(m.topic.endswith("/state") for m in watcher.messages) >= ROOMS else None,
+                60,
+                "a state of every room",
+            )
             time.sleep(1.0)
             before = setup.states()
             recorder = Recorder(broker.port, ["relaxd/+/event"], "phase_started", workdir)
@@ -140,15 +150,31 @@ def scenario(groups: bool, speakers: bool, phases: list[float], hue_ms: float, s
         broker.stop()
         setup.stop()
     return analyse(setup, msgs, records, t0, offset, phases, before, after) | {
-        "cpu_to_first_phases": {"window_s": round(first_s, 2), "daemon_cpu_s": round(cpu_first, 2),
-                                "bench_cpu_s": round(own_first, 2)},
-        "hwm_kb": hwm, "cpu_s": cpu, "bench_cpu_s": own, "rate_limited": limited, "groups": groups,
-        "speakers": speakers, "phases_s": phases,
+        "cpu_to_first_phases": {
+            "window_s": round(first_s, 2),
+            "daemon_cpu_s": round(cpu_first, 2),
+            "bench_cpu_s": round(own_first, 2),
+        },
+        "hwm_kb": hwm,
+        "cpu_s": cpu,
+        "bench_cpu_s": own,
+        "rate_limited": limited,
+        "groups": groups,
+        "speakers": speakers,
+        "phases_s": phases,
     }
 
 
-def analyse(setup: Setup, msgs: list[Any], records: list[tuple[float, str, Any]], t0: float, offset: float,
-            phases: list[float], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def analyse(
+    setup: Setup,
+    msgs: list[Any],
+    records: list[tuple[float, str, Any]],
+    t0: float,
+    offset: float,
+    phases: list[float],
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> dict[str, Any]:
     began: dict[str, float] = {}
     starts: dict[str, dict[int, tuple[float, float]]] = {room: {} for room in setup.rooms}
     restored: set[str] = set()
@@ -182,11 +208,15 @@ def analyse(setup: Setup, msgs: list[Any], records: list[tuple[float, str, Any]]
         rooms_ok += equal == total
         diffs += d
     return {
-        "first_phase_s": first, "phase_errors_s": errors, "stamped_errors_s": stamped,
+        "first_phase_s": first,
+        "phase_errors_s": errors,
+        "stamped_errors_s": stamped,
         "evidence": evidence(setup, t0, phases[0]),
         "lights_set_s": [x - t0 if x is not None else None for x in lights],
         "music_set_s": [x - t0 if x is not None else None for x in music],
-        "restored_events": len(restored), "rooms_restored_exactly": rooms_ok, "diffs": diffs[:10],
+        "restored_events": len(restored),
+        "rooms_restored_exactly": rooms_ok,
+        "diffs": diffs[:10],
     }
 
 
@@ -199,12 +229,18 @@ def evidence(setup: Setup, t0: float, first_phase_s: float) -> dict[str, Any]:
     refused = []
     for d in [d for d in puts if d.status == 429][:6]:
         admitted = [p for p in puts if p.status == 200 and d.at_s - 1.0 < p.at_s <= d.at_s]
-        refused.append({"at_ms": ms(d.at_s - t0), "path": d.path,
-                        "light_puts_admitted_in_previous_1s": len(admitted),
-                        "their_answer_spread_ms": ms(admitted[-1].at_s - admitted[0].at_s) if admitted else None,
-                        "puts_arrived_in_previous_1s": sum(d.at_s - 1.0 < a <= d.at_s for a in arrivals),
-                        "gets_answered_in_previous_1s": sum(g.method == "GET" and d.at_s - 1.0 < g.at_s <= d.at_s
-                                                            for g in done)})
+        refused.append(
+            {
+                "at_ms": ms(d.at_s - t0),
+                "path": d.path,
+                "light_puts_admitted_in_previous_1s": len(admitted),
+                "their_answer_spread_ms": ms(admitted[-1].at_s - admitted[0].at_s) if admitted else None,
+                "puts_arrived_in_previous_1s": sum(d.at_s - 1.0 < a <= d.at_s for a in arrivals),
+                "gets_answered_in_previous_1s": sum(
+                    g.method == "GET" and d.at_s - 1.0 < g.at_s <= d.at_s for g in done
+                ),
+            }
+        )
     snapshots = []
     for sim in setup.speakers.values():
         calls = [c for c in sim.requests() if c.at >= t0]
@@ -252,55 +288,109 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
     def stats(values: list[float | None]) -> dict[str, Any]:
         present = [v for v in values if v is not None]
-        return {"p50_ms": ms(pct(present, 50)), "max_ms": ms(max(present)) if present else None,
-                "missing": len(values) - len(present)}
+        return {
+            "p50_ms": ms(pct(present, 50)),
+            "max_ms": ms(max(present)) if present else None,
+            "missing": len(values) - len(present),
+        }
 
     return {
-        "first_phase": stats(data["first_phase_s"]), "lights_set": stats(data["lights_set_s"]),
+        "first_phase": stats(data["first_phase_s"]),
+        "lights_set": stats(data["lights_set_s"]),
         "music_set": stats(data["music_set_s"]) if data["speakers"] else None,
         "phase_errors": stats([abs(e) for e in data["phase_errors_s"]]),
         "phase_errors_stamped_by_daemon": stats([abs(e) for e in data["stamped_errors_s"]]),
-        "evidence": data["evidence"], "bench_process_cpu_s": round(data["bench_cpu_s"], 2),
+        "evidence": data["evidence"],
+        "bench_process_cpu_s": round(data["bench_cpu_s"], 2),
         "cpu_to_first_phases": data["cpu_to_first_phases"],
-        "hwm_mib": round(data["hwm_kb"] / 1024, 1), "cpu_s": round(data["cpu_s"], 2),
-        "rate_limited": data["rate_limited"], "restored_events": data["restored_events"],
-        "rooms_restored_exactly": data["rooms_restored_exactly"], "diffs": data["diffs"],
+        "hwm_mib": round(data["hwm_kb"] / 1024, 1),
+        "cpu_s": round(data["cpu_s"], 2),
+        "rate_limited": data["rate_limited"],
+        "restored_events": data["restored_events"],
+        "rooms_restored_exactly": data["rooms_restored_exactly"],
+        "diffs": data["diffs"],
         "phases_s": data["phases_s"],
     }
 
 
-def _figures(result: BenchResult, bench: str, data: dict[str, Any], done: dict[str, BenchResult],
-             light_commands: int, per_s: int) -> None:
+def _figures(
+    result: BenchResult, bench: str, data: dict[str, Any], done: dict[str, BenchResult], light_commands: int, per_s: int
+) -> None:
     latency = done["latency"].details if "latency" in done else {}
     floor_saved = latency.get("floor", {}).get("saved", {}).get("p50")
     floor_music = latency.get("floor", {}).get("music", {}).get("p50")
     first = data["first_phase_s"]
-    result.add(bench, f"broadcast -> every room's phase_started ({len(first)}/{ROOMS})", ms(max(first)), "ms",
-               "1-room device floor p50 (bench 1)", floor_saved, "", None,
-               f"p50 over rooms {ms(pct(first, 50)):.0f} ms")
+    result.add(
+        bench,
+        f"broadcast -> every room's phase_started ({len(first)}/{ROOMS})",
+        ms(max(first)),
+        "ms",
+        "1-room device floor p50 (bench 1)",
+        floor_saved,
+        "",
+        None,
+        f"p50 over rooms {ms(pct(first, 50)):.0f} ms",
+    )
     lights = _max(data["lights_set_s"])
     floor_s = math.ceil(light_commands / per_s)
     kind = "group" if per_s == 1 else "light"
-    result.add(bench, "broadcast -> every room's lights set", round(lights, 2) if lights is not None else None,
-               "s", f"bridge floor ceil({light_commands} {kind} cmds/{per_s}/s)", floor_s, "", None,
-               "one shared bridge: its rate limit is the bottleneck")
+    result.add(
+        bench,
+        "broadcast -> every room's lights set",
+        round(lights, 2) if lights is not None else None,
+        "s",
+        f"bridge floor ceil({light_commands} {kind} cmds/{per_s}/s)",
+        floor_s,
+        "",
+        None,
+        "one shared bridge: its rate limit is the bottleneck",
+    )
     if data["speakers"]:
         music = _max(data["music_set_s"])
-        result.add(bench, "broadcast -> every room's music playing", ms(music) if music is not None else None,
-                   "ms", "1-room device floor p50 (bench 1)", floor_music)
+        result.add(
+            bench,
+            "broadcast -> every room's music playing",
+            ms(music) if music is not None else None,
+            "ms",
+            "1-room device floor p50 (bench 1)",
+            floor_music,
+        )
     errors = [abs(e) for e in data["phase_errors_s"]]
     single = done["timing"].figures[0].value if "timing" in done else None
     worst = ms(max(errors)) if errors else None
-    result.add(bench, f"worst phase_started error, phases 2+ ({len(errors)} starts)", worst, "ms",
-               "1 room (bench 2)", single, "< 20 ms", worst is not None and worst < 20,
-               f"phases {'/'.join(f'{p:g}' for p in data['phases_s'])} s")
+    result.add(
+        bench,
+        f"worst phase_started error, phases 2+ ({len(errors)} starts)",
+        worst,
+        "ms",
+        "1 room (bench 2)",
+        single,
+        "< 20 ms",
+        worst is not None and worst < 20,
+        f"phases {'/'.join(f'{p:g}' for p in data['phases_s'])} s",
+    )
     footprint = done["footprint"].details if "footprint" in done else {}
     idle = footprint.get("daemon_rss_kb")
-    result.add(bench, "peak RSS of the daemon (VmHWM)", round(data["hwm_kb"] / 1024, 1), "MiB",
-               "1-room idle RSS (bench 5)", round(idle / 1024, 1) if idle else None,
-               note=f"daemon CPU during the run {data['cpu_s']:.1f} s")
-    result.add(bench, "rooms restored exactly", data["rooms_restored_exactly"], "count", "rooms", ROOMS, "all",
-               data["rooms_restored_exactly"] == ROOMS and data["restored_events"] == ROOMS,
-               "; ".join(data["diffs"][:3]))
-    result.add(bench, "HTTP 429 from the bridge", data["rate_limited"], "count", target="0",
-               met=data["rate_limited"] == 0)
+    result.add(
+        bench,
+        "peak RSS of the daemon (VmHWM)",
+        round(data["hwm_kb"] / 1024, 1),
+        "MiB",
+        "1-room idle RSS (bench 5)",
+        round(idle / 1024, 1) if idle else None,
+        note=f"daemon CPU during the run {data['cpu_s']:.1f} s",
+    )
+    result.add(
+        bench,
+        "rooms restored exactly",
+        data["rooms_restored_exactly"],
+        "count",
+        "rooms",
+        ROOMS,
+        "all",
+        data["rooms_restored_exactly"] == ROOMS and data["restored_events"] == ROOMS,
+        "; ".join(data["diffs"][:3]),
+    )
+    result.add(
+        bench, "HTTP 429 from the bridge", data["rate_limited"], "count", target="0", met=data["rate_limited"] == 0
+    )

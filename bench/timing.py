@@ -39,8 +39,20 @@ client.loop_stop()
 
 
 def _routine(count: int) -> dict[str, Any]:
-    return {"phases": [phase(f"p{k:02d}", f"{PHASE_S:g}s", bri=30 + (k % 3) * 10, kelvin=2200 + (k % 2) * 300,
-                             volume=10 + (k % 2) * 4, transition="1s", ramp="1s") for k in range(count)]}
+    return {
+        "phases": [
+            phase(
+                f"p{k:02d}",
+                f"{PHASE_S:g}s",
+                bri=30 + (k % 3) * 10,
+                kelvin=2200 + (k % 2) * 300,
+                volume=10 + (k % 2) * 4,
+                transition="1s",
+                ramp="1s",
+            )
+            for k in range(count)
+        ]
+    }
 
 
 def _halves(errors: list[float]) -> tuple[float, float]:
@@ -67,8 +79,11 @@ def measure(count: int, hue_ms: float, sonos_ms: float, workdir: Path) -> dict[s
         config["routines"]["timing"] = _routine(count)
         with Watcher(broker.port, ["relaxd/#", TICK_TOPIC]) as watcher:
             daemon = Daemon(workdir, config, "timing").start()
-            watcher.wait(lambda: next((m for m in watcher.messages if m.topic == "relaxd/timing/state"), None),
-                         30, "the daemon's first state")
+            watcher.wait(
+                lambda: next((m for m in watcher.messages if m.topic == "relaxd/timing/state"), None),
+                30,
+                "the daemon's first state",
+            )
             time.sleep(0.5)
             recorder = Recorder(broker.port, ["relaxd/timing/event", TICK_TOPIC], "phase_started", workdir)
             offset = wall_offset()
@@ -78,10 +93,13 @@ def measure(count: int, hue_ms: float, sonos_ms: float, workdir: Path) -> dict[s
             began = _session_started(watcher, start)
             # ticks at the middle of each phase after the first, so they never meet a phase change
             first_tick = began + PHASE_S * 1.5
-            ticker = start_process([sys.executable, "-c", TICKER, str(broker.port), repr(first_tick),
-                                    str(count - 1), repr(PHASE_S)], cwd=workdir)
+            ticker = start_process(
+                [sys.executable, "-c", TICKER, str(broker.port), repr(first_tick), str(count - 1), repr(PHASE_S)],
+                cwd=workdir,
+            )
             phases = watcher.wait_event("timing", "phase_started", start, count * PHASE_S + 30, count)
             watcher.wait_event("timing", "room_restored", start, 60)
+
             def all_ticks() -> list[Any] | None:
                 found = [m for m in watcher.messages[start:] if m.topic == TICK_TOPIC]
                 return found if len(found) >= count - 1 else None
@@ -99,14 +117,18 @@ def measure(count: int, hue_ms: float, sonos_ms: float, workdir: Path) -> dict[s
         broker.stop()
         hue.stop()
         speaker.stop()
-    received = {int(d["phase_index"]): at_s for at_s, topic, d in records
-                if topic.endswith("/event") and isinstance(d, dict) and d.get("event") == "phase_started"}
+    received = {
+        int(d["phase_index"]): at_s
+        for at_s, topic, d in records
+        if topic.endswith("/event") and isinstance(d, dict) and d.get("event") == "phase_started"
+    }
     if sorted(received) != list(range(count)):
         raise RuntimeError(f"the recorder missed phase_started events: {sorted(received)}")
     errors = [(received[k] + offset) - (began + k * PHASE_S) for k in range(count)]
     stamped = [iso_to_wall(m.data["at"]) - (began + k * PHASE_S) for k, m in enumerate(phases)]
-    tick_errors = [(at_s + offset) - (first_tick + int(d) * PHASE_S) for at_s, topic, d in records
-                   if topic == TICK_TOPIC]
+    tick_errors = [
+        (at_s + offset) - (first_tick + int(d) * PHASE_S) for at_s, topic, d in records if topic == TICK_TOPIC
+    ]
     return {"errors": errors, "stamped": stamped, "ticks": tick_errors}
 
 
@@ -128,20 +150,45 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
     worst = max(abs(e) for e in errors[1:])
     ticks = [abs(t) for t in ticks]
     floor = max(ticks)
-    floor_first, floor_second = max(ticks[: len(ticks) // 2]), max(ticks[len(ticks) // 2:])
+    floor_first, floor_second = max(ticks[: len(ticks) // 2]), max(ticks[len(ticks) // 2 :])
     stamped = max(abs(e) for e in data["stamped"][1:])
     bench = "2 phase timing"
     routine = f"{count} phases of {PHASE_S:g} s"
     result = BenchResult()
-    result.add(bench, "worst |observed - planned| phase_started", ms(worst), "ms",
-               "timer+MQTT floor (bare paho ticker)", ms(floor), "< 20 ms", ms(worst) < 20,
-               f"{routine}; phases 2..{count} as received over MQTT by a separate process; "
-               f"the daemon's own `at` stamps are at most {ms(stamped):g} ms late (1 ms resolution)")
+    result.add(
+        bench,
+        "worst |observed - planned| phase_started",
+        ms(worst),
+        "ms",
+        "timer+MQTT floor (bare paho ticker)",
+        ms(floor),
+        "< 20 ms",
+        ms(worst) < 20,
+        f"{routine}; phases 2..{count} as received over MQTT by a separate process; "
+        f"the daemon's own `at` stamps are at most {ms(stamped):g} ms late (1 ms resolution)",
+    )
     result.add(bench, "first-half worst error", ms(first), "ms", "floor first half", ms(floor_first))
-    result.add(bench, "second-half worst error", ms(second), "ms", "floor second half", ms(floor_second),
-               "no growth (<= first + 5 ms)", ms(second) <= ms(first) + 5)
-    result.add(bench, "phase 1 offset from session start", ms(errors[0]), "ms", "", None, "",
-               None, "phase 1 starts after the snapshot (benchmark 1 measures that path)")
+    result.add(
+        bench,
+        "second-half worst error",
+        ms(second),
+        "ms",
+        "floor second half",
+        ms(floor_second),
+        "no growth (<= first + 5 ms)",
+        ms(second) <= ms(first) + 5,
+    )
+    result.add(
+        bench,
+        "phase 1 offset from session start",
+        ms(errors[0]),
+        "ms",
+        "",
+        None,
+        "",
+        None,
+        "phase 1 starts after the snapshot (benchmark 1 measures that path)",
+    )
     result.details = {
         "routine": routine,
         "errors_ms": [ms(e) for e in errors],
@@ -149,4 +196,3 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
         "reference_tick_errors_ms": [ms(e) for e in ticks],
     }
     return result
-

@@ -136,7 +136,9 @@ class Mosquitto:
         self.conf_path.write_text(self._config())
         self.proc = subprocess.Popen(
             [mosquitto_binary(), "-c", str(self.conf_path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         if not wait_until(self._accepting, self.start_timeout_s):
             stderr = self._reap()
@@ -238,7 +240,8 @@ class Collector:
         self._subscribed = threading.Event()
         self._pending_mids: set[int] = set()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id or f"collector-{uuid.uuid4().hex[:8]}",
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"collector-{uuid.uuid4().hex[:8]}",
             clean_session=clean_session,
         )
         self.client.reconnect_delay_set(1, 2)
@@ -280,8 +283,9 @@ class Collector:
     def __enter__(self) -> Collector:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def snapshot(self) -> list[Received]:
@@ -312,8 +316,9 @@ class Collector:
         self.wait_for(lambda msgs: any(match(m) for m in msgs), timeout_s)
         return next(m for m in self.snapshot() if match(m))
 
-    def publish(self, topic: str, payload: str | bytes, retain: bool = False, qos: int = 1,
-                timeout_s: float = 5.0) -> None:
+    def publish(
+        self, topic: str, payload: str | bytes, retain: bool = False, qos: int = 1, timeout_s: float = 5.0
+    ) -> None:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(timeout_s)
         if not info.is_published():

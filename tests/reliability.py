@@ -46,9 +46,14 @@ def phases(*seconds: float, transition: str = "0s") -> dict[str, Any]:
     out = []
     for i, duration in enumerate(seconds):
         bri, kelvin, volume = LEVELS[i % len(LEVELS)]
-        out.append({"name": f"phase{i + 1}", "duration": f"{duration:g}s",
-                    "lights": {"brightness": f"{bri}%", "color_temp": f"{kelvin}K", "transition": transition},
-                    "music": {"volume": volume, "ramp": "0s"}})
+        out.append(
+            {
+                "name": f"phase{i + 1}",
+                "duration": f"{duration:g}s",
+                "lights": {"brightness": f"{bri}%", "color_temp": f"{kelvin}K", "transition": transition},
+                "music": {"volume": volume, "ramp": "0s"},
+            }
+        )
     return {"phases": out}
 
 
@@ -70,8 +75,9 @@ def same_room_after(before: dict[str, Any], rig: Rig, outage_s: float) -> None:
     assert after["lights"] == before["lights"]
     for room, state in before["speakers"].items():
         now = after["speakers"][room]
-        assert {k: v for k, v in now.items() if k != "position_s"} == \
-            {k: v for k, v in state.items() if k != "position_s"}
+        assert {k: v for k, v in now.items() if k != "position_s"} == {
+            k: v for k, v in state.items() if k != "position_s"
+        }
         # Restored to the snapshot's position, then playing on while the other device was away.
         assert -5 < now["position_s"] - state["position_s"] < 15 + outage_s
 
@@ -104,8 +110,7 @@ def last_state(msgs: list[Received], room: str = "room1") -> dict[str, Any] | No
 def wait_online(mqtt: Collector, rooms: int = 1, timeout_s: float = 20) -> None:
     """The daemon is up: online, and every room's first state (after start-up recovery) is out."""
     mqtt.wait_for_message("relaxd/status", "online", timeout_s=timeout_s)
-    mqtt.wait_for(lambda m: all(last_state(m, f"room{i + 1}") is not None for i in range(rooms)),
-                  timeout_s=timeout_s)
+    mqtt.wait_for(lambda m: all(last_state(m, f"room{i + 1}") is not None for i in range(rooms)), timeout_s=timeout_s)
 
 
 @dataclass
@@ -131,8 +136,14 @@ class RoomModel:
     def do(self, action: str, routine: str | None = None, transaction: str | None = None) -> None:
         if action == "toggle":
             action = "start" if self.state == "idle" else "stop"
-        allowed = {"start": ("idle",), "stop": ("running", "paused"), "pause": ("running",),
-                   "resume": ("paused",), "skip": ("running",), "extend": ("running", "paused")}[action]
+        allowed = {
+            "start": ("idle",),
+            "stop": ("running", "paused"),
+            "pause": ("running",),
+            "resume": ("paused",),
+            "skip": ("running",),
+            "extend": ("running", "paused"),
+        }[action]
         if self.state not in allowed:
             self._reject(transaction)
         elif action == "start":

@@ -17,9 +17,12 @@ from tests.mosquitto import free_port
 
 def test_hue_pair_prints_the_username_after_the_link_button() -> None:
     with HueBridgeSim(lights=1) as sim:
-        proc = subprocess.Popen([sys.executable, "-m", "relaxd", "hue", "pair", "--host", sim.address,
-                                 "--https", "false", "--wait", "20"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "relaxd", "hue", "pair", "--host", sim.address, "--https", "false", "--wait", "20"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert "Press the link button" in first
@@ -36,17 +39,35 @@ def test_hue_pair_prints_the_username_after_the_link_button() -> None:
 
 def test_hue_pair_gives_up_with_a_clear_message() -> None:
     with HueBridgeSim(lights=1) as sim:
-        result = subprocess.run([sys.executable, "-m", "relaxd", "hue", "pair", "--host", sim.address,
-                                 "--https", "false", "--wait", "1"],
-                                capture_output=True, text=True, timeout=30, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "relaxd", "hue", "pair", "--host", sim.address, "--https", "false", "--wait", "1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     assert result.returncode == 1 and "link button" in result.stderr
 
 
 def test_sim_prints_a_config_snippet_that_works() -> None:
     hue_port, sonos_port = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "relaxd", "sim", "--hue-port", str(hue_port),
-                             "--sonos-port", str(sonos_port), "--lights", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "relaxd",
+            "sim",
+            "--hue-port",
+            str(hue_port),
+            "--sonos-port",
+            str(sonos_port),
+            "--lights",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = []
@@ -57,8 +78,9 @@ def test_sim_prints_a_config_snippet_that_works() -> None:
         assert snippet["hue"]["host"] == f"127.0.0.1:{hue_port}"
         room = next(iter(snippet["rooms"].values()))
         assert room["speaker"]["host"] == f"127.0.0.1:{sonos_port}"
-        lights = HueLights(HueBridge(snippet["hue"]["host"], snippet["hue"]["username"], https=False),
-                           group=room["lights"]["group"])
+        lights = HueLights(
+            HueBridge(snippet["hue"]["host"], snippet["hue"]["username"], https=False), group=room["lights"]["group"]
+        )
         assert len(lights.snapshot()["lights"]) == 4
         assert SonosSpeaker(host=room["speaker"]["host"]).snapshot()
     finally:

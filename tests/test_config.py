@@ -68,26 +68,42 @@ def test_environment_overrides_beat_the_file(tmp_path: Path, monkeypatch: pytest
     ("text", "expected"),
     [
         (MINIMAL + "colour: red\n", "colour: unknown key"),
-        (MINIMAL.replace("{group: Bedroom}", "{group: Bedroom, brightnes: 3}"),
-         "rooms.bedroom.lights.brightnes: unknown key"),
-        (MINIMAL + "routines:\n  r: {phases: [{name: a, duration: soon}]}\n",
-         "routines.r.phases.0.duration: 'soon' is not a duration"),
-        (MINIMAL + "routines:\n  r: {phases: [{name: a, duration: 1m, lights: {brightness: 130%}}]}\n",
-         "routines.r.phases.0.lights.brightness: a percentage must be between 0% and 100%"),
-        (MINIMAL + "routines:\n  r: {phases: [{name: a, duration: 1m, lights: {brightness: 3%, color_temp: 900K}}]}\n",
-         "routines.r.phases.0.lights.color_temp: a colour temperature must be between 2000K and 6500K"),
+        (
+            MINIMAL.replace("{group: Bedroom}", "{group: Bedroom, brightnes: 3}"),
+            "rooms.bedroom.lights.brightnes: unknown key",
+        ),
+        (
+            MINIMAL + "routines:\n  r: {phases: [{name: a, duration: soon}]}\n",
+            "routines.r.phases.0.duration: 'soon' is not a duration",
+        ),
+        (
+            MINIMAL + "routines:\n  r: {phases: [{name: a, duration: 1m, lights: {brightness: 130%}}]}\n",
+            "routines.r.phases.0.lights.brightness: a percentage must be between 0% and 100%",
+        ),
+        (
+            MINIMAL
+            + "routines:\n  r: {phases: [{name: a, duration: 1m, lights: {brightness: 3%, color_temp: 900K}}]}\n",
+            "routines.r.phases.0.lights.color_temp: a colour temperature must be between 2000K and 6500K",
+        ),
         (MINIMAL.replace("bedroom:", "Bed-Room:"), "rooms.Bed-Room: room ids are"),
-        (MINIMAL + "triggers: [{topic: a/b, match: {action: single}, room: kitchen}]\n",
-         "triggers.0.room: unknown room 'kitchen'"),
-        (MINIMAL + "schedules: [{room: bedroom, routine: nope, cron: '0 20 * * fri'}]\n",
-         "schedules.0.routine: unknown routine 'nope'"),
-        (MINIMAL + "schedules: [{room: bedroom, every: 0 weeks, at: '10:00'}]\n",
-         "schedules.0: every must look like"),
-        (MINIMAL + "schedules: [{room: bedroom, every: 2 weeks, on: funday, at: '10:00'}]\n",
-         "schedules.0: unknown weekday 'funday'"),
+        (
+            MINIMAL + "triggers: [{topic: a/b, match: {action: single}, room: kitchen}]\n",
+            "triggers.0.room: unknown room 'kitchen'",
+        ),
+        (
+            MINIMAL + "schedules: [{room: bedroom, routine: nope, cron: '0 20 * * fri'}]\n",
+            "schedules.0.routine: unknown routine 'nope'",
+        ),
+        (MINIMAL + "schedules: [{room: bedroom, every: 0 weeks, at: '10:00'}]\n", "schedules.0: every must look like"),
+        (
+            MINIMAL + "schedules: [{room: bedroom, every: 2 weeks, on: funday, at: '10:00'}]\n",
+            "schedules.0: unknown weekday 'funday'",
+        ),
         (MINIMAL + "timezone: Mars/Olympus\n", "timezone: unknown time zone 'Mars/Olympus'"),
-        (MINIMAL.replace("rooms:\n  bedroom: {lights: {group: Bedroom}}", "rooms:\n  bedroom: {}"),
-         "rooms.bedroom: a room needs lights, a speaker, or both"),
+        (
+            MINIMAL.replace("rooms:\n  bedroom: {lights: {group: Bedroom}}", "rooms:\n  bedroom: {}"),
+            "rooms.bedroom: a room needs lights, a speaker, or both",
+        ),
         (MINIMAL + "mqtt: {port: 99999}\n", "mqtt.port: Input should be less than or equal to 65535"),
         ("rooms: [1, 2\n", "YAML syntax error"),
         ("- just\n- a list\n", "the top level must be a mapping"),
@@ -110,13 +126,20 @@ def test_schedule_on_key_is_not_a_yaml_boolean() -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relaxd", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "relaxd", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
 
 
 def test_check_config_masks_secrets(tmp_path: Path) -> None:
-    result = run_cli("check-config", "-c", str(write(tmp_path, MINIMAL)),
-                     env={"RELAXD_HUE__USERNAME": "env-secret-user"})
+    result = run_cli(
+        "check-config", "-c", str(write(tmp_path, MINIMAL)), env={"RELAXD_HUE__USERNAME": "env-secret-user"}
+    )
     assert result.returncode == 0, result.stderr
     assert "**********" in result.stdout and "host: 127.0.0.1:8080" in result.stdout
     for secret in ("hue-secret-user", "mqtt-secret-pw", "env-secret-user"):

@@ -92,8 +92,14 @@ def test_kill_9_during_the_restore_then_the_next_start_restores_exactly(rig: Rig
         mqtt.publish("relaxd/room1/set", "stop")
         mqtt.wait_for(lambda m: (last_state(m) or {}).get("state") == "restoring", timeout_s=10)
         # The source is back and the volume is fading in: the restore is half done.
-        assert wait_until(lambda: speaker.state().uri == before["speakers"]["room1"]["uri"]
-                          and 0 < speaker.state().volume < before["speakers"]["room1"]["volume"], 10, 0.005)
+        assert wait_until(
+            lambda: (
+                speaker.state().uri == before["speakers"]["room1"]["uri"]
+                and 0 < speaker.state().volume < before["speakers"]["room1"]["volume"]
+            ),
+            10,
+            0.005,
+        )
         kill_9(rig)
         assert speaker.state().volume < before["speakers"]["room1"]["volume"]
         assert "room_restored" not in event_names(mqtt.snapshot())
@@ -122,8 +128,9 @@ def start_and_settle(rig: Rig, mqtt: Collector) -> list[Any]:
 
 def untouched(rig: Rig) -> bool:
     """No command reached a device (reads only)."""
-    return (not [e for e in rig.hue.request_log() if e.method != "GET"]
-            and not [c for c in rig.speakers["room1"].requests() if not c.action.startswith("Get")])
+    return not [e for e in rig.hue.request_log() if e.method != "GET"] and not [
+        c for c in rig.speakers["room1"].requests() if not c.action.startswith("Get")
+    ]
 
 
 def test_a_truncated_snapshot_is_never_taken_for_a_good_one(rig: Rig) -> None:

@@ -10,8 +10,13 @@ from tests.mosquitto import Collector, Mosquitto
 
 
 def run_demo(*extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relaxd", "demo", "--speed", "1200", *extra],
-                          capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "relaxd", "demo", "--speed", "1200", *extra],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def check_output(result: subprocess.CompletedProcess[str]) -> None:
@@ -42,9 +47,12 @@ def test_demo_works_with_mosquitto_as_the_broker(mosquitto: Mosquitto) -> None:
 
 
 def test_demo_rejects_bad_arguments() -> None:
-    for args, message in ((["--routine", "nope"], "unknown routine 'nope'"),
-                          (["--broker", "localhost"], "--broker must be HOST:PORT"),
-                          (["--speed", "0"], "--speed must be positive")):
-        result = subprocess.run([sys.executable, "-m", "relaxd", "demo", *args],
-                                capture_output=True, text=True, timeout=60, check=False)
+    for args, message in (
+        (["--routine", "nope"], "unknown routine 'nope'"),
+        (["--broker", "localhost"], "--broker must be HOST:PORT"),
+        (["--speed", "0"], "--speed must be positive"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "relaxd", "demo", *args], capture_output=True, text=True, timeout=60, check=False
+        )
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)

@@ -26,11 +26,15 @@ TOPICS = Topics()
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings.model_validate({
-        "hue": {"host": "127.0.0.1:9", "username": "u"},
-        "rooms": {"bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
-                  "studio_2": {"speaker": {"name": "Studio"}}},
-    })
+    return Settings.model_validate(
+        {
+            "hue": {"host": "127.0.0.1:9", "username": "u"},
+            "rooms": {
+                "bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
+                "studio_2": {"speaker": {"name": "Studio"}},
+            },
+        }
+    )
 
 
 def configs(settings: Settings, topics: Topics = TOPICS) -> dict[str, dict[str, Any]]:
@@ -41,16 +45,19 @@ def configs(settings: Settings, topics: Topics = TOPICS) -> dict[str, dict[str, 
 
 def test_one_device_per_room_with_every_entity(settings: Settings) -> None:
     found = configs(settings)
-    expected = {f"homeassistant/{c}/relaxd_{room}/{o}/config" for room in ("bedroom", "studio_2")
-                for c, o in ENTITIES}
+    expected = {f"homeassistant/{c}/relaxd_{room}/{o}/config" for room in ("bedroom", "studio_2") for c, o in ENTITIES}
     assert set(found) == expected
     assert len(ENTITIES) == 7
     for room in ("bedroom", "studio_2"):
         devices = [c["device"] for t, c in found.items() if f"/relaxd_{room}/" in t]
         assert len(devices) == 7 and all(d == devices[0] for d in devices)
-        assert devices[0] == {"identifiers": [f"relaxd_{room}"], "name": f"relaxd {room.replace('_', ' ')}",
-                              "manufacturer": "relaxd", "model": "relaxd massage room",
-                              "sw_version": __version__}
+        assert devices[0] == {
+            "identifiers": [f"relaxd_{room}"],
+            "name": f"relaxd {room.replace('_', ' ')}",
+            "manufacturer": "relaxd",
+            "model": "relaxd massage room",
+            "sw_version": __version__,
+        }
     unique_ids = [c["unique_id"] for c in found.values()]
     assert len(set(unique_ids)) == len(unique_ids) == 14
 
@@ -138,17 +145,20 @@ def test_removal_clears_every_entity_a_room_announced(settings: Settings) -> Non
     assert {body for _, body in removal} == {""}
 
 
-@pytest.mark.parametrize(("topic", "room"), [
-    ("homeassistant/switch/relaxd_bedroom/massage_mode/config", "bedroom"),
-    ("homeassistant/sensor/relaxd_studio_2/phase/config", "studio_2"),
-    ("my/ha/button/relaxd_spa/extend/config", "spa"),
-    ("homeassistant/sensor/zigbee_lamp/temperature/config", None),
-    ("homeassistant/sensor/relaxd_/phase/config", None),
-    ("homeassistant/sensor/relaxd_Bad-Room/phase/config", None),
-    ("homeassistant/sensor/relaxd_bedroom/phase/state", None),
-    ("homeassistant/sensor/relaxd_bedroom/config", None),
-    ("relaxd/bedroom/state", None),
-])
+@pytest.mark.parametrize(
+    ("topic", "room"),
+    [
+        ("homeassistant/switch/relaxd_bedroom/massage_mode/config", "bedroom"),
+        ("homeassistant/sensor/relaxd_studio_2/phase/config", "studio_2"),
+        ("my/ha/button/relaxd_spa/extend/config", "spa"),
+        ("homeassistant/sensor/zigbee_lamp/temperature/config", None),
+        ("homeassistant/sensor/relaxd_/phase/config", None),
+        ("homeassistant/sensor/relaxd_Bad-Room/phase/config", None),
+        ("homeassistant/sensor/relaxd_bedroom/phase/state", None),
+        ("homeassistant/sensor/relaxd_bedroom/config", None),
+        ("relaxd/bedroom/state", None),
+    ],
+)
 def test_rooms_in_discovery_topic(topic: str, room: str | None) -> None:
     assert rooms_in_discovery_topic(topic) == room
 

@@ -29,8 +29,13 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
 
 
 def cli(rig: Rig, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relaxd", *args, "-c", str(rig.config)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "relaxd", *args, "-c", str(rig.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_start_status_stop_from_the_command_line(rig: Rig) -> None:
@@ -56,8 +61,13 @@ def test_start_status_stop_from_the_command_line(rig: Rig) -> None:
 
 
 def test_cli_without_a_daemon_says_so(rig: Rig) -> None:
-    result = subprocess.run([sys.executable, "-m", "relaxd", "status", "--timeout", "1", "-c", str(rig.config)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "relaxd", "status", "--timeout", "1", "-c", str(rig.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1 and "no answer from the daemon" in result.stderr
 
 
@@ -92,11 +102,14 @@ def test_the_broker_going_away_does_not_stop_the_session(rig: Rig) -> None:
     rig.broker.start()
     with Collector(rig.broker, ["relaxd/#"]) as mqtt:
         # Events published while the broker was away arrive after the reconnect.
-        mqtt.wait_for(lambda m: "room_restored" in names(m) and any(x.topic == "relaxd/room1/phase" for x in m),
-                      timeout_s=40)
+        mqtt.wait_for(
+            lambda m: "room_restored" in names(m) and any(x.topic == "relaxd/room1/phase" for x in m), timeout_s=40
+        )
     with Collector(rig.broker, ["relaxd/#"]) as late:  # retained state was republished, not remembered
-        msgs = late.wait_for(lambda m: {"relaxd/room1/state", "relaxd/room1/phase", "relaxd/status"}
-                             <= {x.topic for x in m if x.retain}, timeout_s=10)
+        msgs = late.wait_for(
+            lambda m: {"relaxd/room1/state", "relaxd/room1/phase", "relaxd/status"} <= {x.topic for x in m if x.retain},
+            timeout_s=10,
+        )
         state = json.loads([m for m in msgs if m.topic == "relaxd/room1/state"][-1].payload)
         assert state["state"] == "idle"
         assert late.texts("relaxd/room1/phase")[-1] == "idle" and late.texts("relaxd/status")[-1] == "online"

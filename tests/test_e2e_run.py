@@ -22,16 +22,38 @@ from relaxd.sim.sonos_speaker import SonosSpeakerSim
 from tests.mosquitto import Collector, Mosquitto, Received, wait_until
 
 pytestmark = pytest.mark.e2e
-FAST = {"phases": [
-    {"name": "warm_up", "duration": "2s", "lights": {"brightness": "40%", "color_temp": "2400K", "transition": "0s"},
-     "music": {"volume": 12, "ramp": "0s"}},
-    {"name": "knead", "duration": "2s", "lights": {"brightness": "30%", "color_temp": "2200K", "transition": "0s"},
-     "music": {"volume": 14, "ramp": "0s"}},
-    {"name": "finish", "duration": "2s", "lights": {"brightness": "15%", "color_temp": "2000K", "transition": "0s"},
-     "music": {"volume": 8, "ramp": "0s"}},
-]}
-SLOW = {"phases": [{"name": "long", "duration": "10m", "lights": {"brightness": "20%", "transition": "0s"},
-                    "music": {"volume": 10, "ramp": "0s"}}]}
+FAST = {
+    "phases": [
+        {
+            "name": "warm_up",
+            "duration": "2s",
+            "lights": {"brightness": "40%", "color_temp": "2400K", "transition": "0s"},
+            "music": {"volume": 12, "ramp": "0s"},
+        },
+        {
+            "name": "knead",
+            "duration": "2s",
+            "lights": {"brightness": "30%", "color_temp": "2200K", "transition": "0s"},
+            "music": {"volume": 14, "ramp": "0s"},
+        },
+        {
+            "name": "finish",
+            "duration": "2s",
+            "lights": {"brightness": "15%", "color_temp": "2000K", "transition": "0s"},
+            "music": {"volume": 8, "ramp": "0s"},
+        },
+    ]
+}
+SLOW = {
+    "phases": [
+        {
+            "name": "long",
+            "duration": "10m",
+            "lights": {"brightness": "20%", "transition": "0s"},
+            "music": {"volume": 10, "ramp": "0s"},
+        }
+    ]
+}
 
 
 class Rig:
@@ -46,36 +68,55 @@ class Rig:
         for i in range(rooms):
             room = f"room{i + 1}"
             a = self.hue.add_light(EXTENDED_COLOR, f"{room} ceiling", on=True, bri=254, ct=181, colormode="ct")
-            b = self.hue.add_light(EXTENDED_COLOR, f"{room} lamp", on=False, bri=90, xy=[0.3, 0.3],
-                                   colormode="xy")
+            b = self.hue.add_light(EXTENDED_COLOR, f"{room} lamp", on=False, bri=90, xy=[0.3, 0.3], colormode="xy")
             self.hue.add_group(f"Group {room}", [a, b])
             self.speakers[room] = SonosSpeakerSim.demo(room_name=room)
-            rooms_cfg[room] = {"lights": {"group": f"Group {room}"}, "music": {"favorite": "Spa Radio"},
-                               "speaker": {"host": "SET LATER"}, "routine": "fast", "restore_fade": "0s"}
+            rooms_cfg[room] = {
+                "lights": {"group": f"Group {room}"},
+                "music": {"favorite": "Spa Radio"},
+                "speaker": {"host": "SET LATER"},
+                "routine": "fast",
+                "restore_fade": "0s",
+            }
         self.hue.start()
         for room, sim in self.speakers.items():
             sim.start()
             rooms_cfg[room]["speaker"]["host"] = sim.address
         self.config = tmp_path / "relaxd.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "state_dir": str(tmp_path / "state"), "retry_every": "1s",
-            "mqtt": {"host": broker.host, "port": broker.port},
-            "hue": {"host": self.hue.address, "username": self.hue.username, "https": False, "timeout": "2s"},
-            "rooms": rooms_cfg, "routines": {"fast": FAST, "slow": SLOW},
-            "triggers": [{"topic": "zigbee2mqtt/Massage Button", "match": {"action": "single"},
-                          "room": "room1", "do": "toggle"}],
-        }))
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "state_dir": str(tmp_path / "state"),
+                    "retry_every": "1s",
+                    "mqtt": {"host": broker.host, "port": broker.port},
+                    "hue": {"host": self.hue.address, "username": self.hue.username, "https": False, "timeout": "2s"},
+                    "rooms": rooms_cfg,
+                    "routines": {"fast": FAST, "slow": SLOW},
+                    "triggers": [
+                        {
+                            "topic": "zigbee2mqtt/Massage Button",
+                            "match": {"action": "single"},
+                            "room": "room1",
+                            "do": "toggle",
+                        }
+                    ],
+                }
+            )
+        )
         self.proc: subprocess.Popen[str] | None = None
 
     def before(self) -> dict[str, Any]:
-        return {"lights": light_states(self.hue),
-                "speakers": {r: speaker_state(s) for r, s in self.speakers.items()}}
+        return {"lights": light_states(self.hue), "speakers": {r: speaker_state(s) for r, s in self.speakers.items()}}
 
     def start_daemon(self) -> None:
         self.log = open(self.tmp_path / "daemon.log", "a")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "relaxd", "run", "-c", str(self.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "relaxd", "run", "-c", str(self.config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
     def stop_daemon(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
@@ -124,8 +165,9 @@ def same_room(before: dict[str, Any], after: dict[str, Any]) -> None:
     assert after["lights"] == before["lights"]
     for room, state in before["speakers"].items():
         now = after["speakers"][room]
-        assert {k: v for k, v in now.items() if k != "position_s"} == \
-            {k: v for k, v in state.items() if k != "position_s"}
+        assert {k: v for k, v in now.items() if k != "position_s"} == {
+            k: v for k, v in state.items() if k != "position_s"
+        }
         assert abs(now["position_s"] - state["position_s"]) < 15
 
 
@@ -139,8 +181,7 @@ def test_a_button_press_runs_a_whole_session_and_restores_the_room(rig: Rig) -> 
         msgs = mqtt.wait_for(lambda m: "room_restored" in names(m), timeout_s=30)
         seen = names(msgs)
         assert seen[0] == "session_started" and seen[-2:] == ["session_finished", "room_restored"]
-        assert [e["phase"] for e in events(msgs) if e["event"] == "phase_started"] == \
-            ["warm_up", "knead", "finish"]
+        assert [e["phase"] for e in events(msgs) if e["event"] == "phase_started"] == ["warm_up", "knead", "finish"]
         assert [e["seq"] for e in events(msgs)] == sorted(e["seq"] for e in events(msgs))
         phases = [m.text for m in msgs if m.topic == "relaxd/room1/phase"]
         assert {"warm_up", "knead", "finish"} <= set(phases) and phases[-1] == "idle"
@@ -157,17 +198,43 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 def check_contract_fields(msgs: list[Received]) -> None:
     """The payload fields DESIGN.md promises, as they arrive over MQTT."""
     phase = next(e for e in events(msgs) if e["event"] == "phase_started")
-    assert {"event", "room", "at", "seq", "session_id", "routine", "phase", "phase_index", "phase_count",
-            "technique", "intensity", "cues", "phase_ends_at", "session_ends_at"} <= set(phase)
+    assert {
+        "event",
+        "room",
+        "at",
+        "seq",
+        "session_id",
+        "routine",
+        "phase",
+        "phase_index",
+        "phase_count",
+        "technique",
+        "intensity",
+        "cues",
+        "phase_ends_at",
+        "session_ends_at",
+    } <= set(phase)
     assert phase["room"] == "room1" and phase["routine"] == "fast" and phase["phase_count"] == 3
     assert 0 <= phase["intensity"] <= 1 and isinstance(phase["cues"], dict)
     for key in ("at", "phase_ends_at", "session_ends_at"):
         assert ISO_MS.match(phase[key]), phase[key]
     states = [json.loads(m.payload) for m in msgs if m.topic == "relaxd/room1/state"]
     running = next(s for s in states if s["state"] == "running")
-    assert set(running) == {"room", "state", "session_id", "routine", "phase", "phase_index", "phase_count",
-                            "phase_started_at", "phase_ends_at", "session_started_at", "session_ends_at",
-                            "next_session_at", "devices"}
+    assert set(running) == {
+        "room",
+        "state",
+        "session_id",
+        "routine",
+        "phase",
+        "phase_index",
+        "phase_count",
+        "phase_started_at",
+        "phase_ends_at",
+        "session_started_at",
+        "session_ends_at",
+        "next_session_at",
+        "devices",
+    }
     assert running["devices"] == {"lights": "online", "speaker": "online"}
     assert running["session_id"] == phase["session_id"]
     restored = next(e for e in events(msgs) if e["event"] == "room_restored")
@@ -190,8 +257,9 @@ def test_kill_9_mid_session_then_start_again_restores_the_room(rig: Rig) -> None
     with Collector(rig.broker, ["relaxd/#"]) as mqtt:
         rig.start_session(mqtt, "slow", before)
         assert rig.stop_daemon(signal.SIGKILL) == -signal.SIGKILL
-        mqtt.wait_for(lambda m: any(x.topic == "relaxd/status" and x.text == "offline" for x in m),
-                      timeout_s=90)  # the last will, after the keep-alive runs out
+        mqtt.wait_for(
+            lambda m: any(x.topic == "relaxd/status" and x.text == "offline" for x in m), timeout_s=90
+        )  # the last will, after the keep-alive runs out
         assert light_states(rig.hue) != before["lights"]
         mqtt.clear()
         rig.start_daemon()

@@ -85,8 +85,9 @@ def device_events(msgs: list[Received], name: str, device: str) -> list[dict[str
 # --- the broker ------------------------------------------------------------------------------
 
 
-def test_the_broker_killed_mid_session_and_restarted_loses_nothing(tmp_path: Path,
-                                                                   mosquitto_factory: MosquittoFactory) -> None:
+def test_the_broker_killed_mid_session_and_restarted_loses_nothing(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
     # Persistence with a 1 s autosave keeps the observer's own session (subscriptions and what
     # is queued for it) across the SIGKILL, so every event the daemon sends after its reconnect
     # reaches the observer however the two reconnects race.
@@ -102,16 +103,18 @@ def test_the_broker_killed_mid_session_and_restarted_loses_nothing(tmp_path: Pat
             rig.start_daemon()
             wait_online(observer)
             db = broker.dir / "mosquitto.db"
-            assert wait_until(lambda: db.exists() and db.stat().st_mtime > subscribed_at, 10, 0.05), \
+            assert wait_until(lambda: db.exists() and db.stat().st_mtime > subscribed_at, 10, 0.05), (
                 "the broker never saved the observer's session"
+            )
             observer.publish("relaxd/room1/set", "start")
             observer.wait_for(lambda m: "phase_started" in event_names(m), timeout_s=10)
             assert wait_until(lambda: shows_phase(rig, 0, "lights") and shows_phase(rig, 0, "speaker"), 5)
             broker.kill()
             killed_at = time.monotonic()
             # The session goes on without the broker: phase 2 reaches the devices during the outage.
-            assert wait_until(lambda: shows_phase(rig, 1, "lights") and shows_phase(rig, 1, "speaker"),
-                              BROKER_OUTAGE_S + 2, 0.05)
+            assert wait_until(
+                lambda: shows_phase(rig, 1, "lights") and shows_phase(rig, 1, "speaker"), BROKER_OUTAGE_S + 2, 0.05
+            )
             assert time.monotonic() - killed_at < BROKER_OUTAGE_S, "phase 2 came only after the outage"
             assert rig.proc is not None and rig.proc.poll() is None
             time.sleep(max(0.0, killed_at + BROKER_OUTAGE_S - time.monotonic()))  # the outage itself
@@ -123,13 +126,23 @@ def test_the_broker_killed_mid_session_and_restarted_loses_nothing(tmp_path: Pat
         by_seq = {e["seq"]: e for e in events}  # a resent QoS 1 message may arrive twice
         assert sorted(by_seq) == list(range(1, max(by_seq) + 1)), "an event was lost in the outage"
         assert [by_seq[s]["event"] for s in sorted(by_seq)] == [
-            "session_started", "phase_started", "phase_started", "phase_started", "session_finished",
-            "room_restored"]
+            "session_started",
+            "phase_started",
+            "phase_started",
+            "phase_started",
+            "session_finished",
+            "room_restored",
+        ]
         same_room(before, rig.before())
         with Collector(broker, ["relaxd/#"]) as late:  # retained state republished after the restart
-            msgs = late.wait_for(lambda m: any(x.topic == "relaxd/status" for x in m)
-                                 and last_state(m) is not None and last_state(m)["state"] == "idle",  # type: ignore[index]
-                                 timeout_s=10)
+            msgs = late.wait_for(
+                lambda m: (
+                    any(x.topic == "relaxd/status" for x in m)
+                    and last_state(m) is not None
+                    and last_state(m)["state"] == "idle"
+                ),  # type: ignore[index]
+                timeout_s=10,
+            )
             assert late.texts("relaxd/status")[-1] == "online"
             assert late.texts("relaxd/room1/phase")[-1] == "idle"
         assert "lost" in rig.daemon_log()
@@ -157,8 +170,9 @@ def test_a_device_stopped_mid_session_is_reported_once_and_rejoins(rig: Rig, dev
         # Phase 2 fails on the device; the session goes on with what works.
         msgs = mqtt.wait_for(lambda m: device_events(m, "device_unavailable", device), timeout_s=10)
         assert wait_until(lambda: shows_phase(rig, 1, other), 5)
-        state = last_state(mqtt.wait_for(lambda m: (last_state(m) or {}).get("devices", {}).get(device)
-                                         == "offline", timeout_s=5))
+        state = last_state(
+            mqtt.wait_for(lambda m: (last_state(m) or {}).get("devices", {}).get(device) == "offline", timeout_s=5)
+        )
         assert state is not None and state["state"] == "running" and state["devices"][other] == "online"
         time.sleep(max(0.0, stopped_at + DEVICE_OUTAGE_S - time.monotonic()))  # the outage itself
         assert rig.proc is not None and rig.proc.poll() is None
@@ -226,8 +240,12 @@ def test_a_device_slower_than_the_timeout_is_unavailable_then_recovers(rig: Rig,
         assert wait_until(lambda: shows_phase(rig, 0, device), 5)
         # The session's music is on (the volume is set before Play): phase 1 is through.
         speaker = rig.speakers["room1"]
-        assert wait_until(lambda: speaker.state().uri.startswith("x-sonosapi-stream:")
-                          and speaker.state().transport_state == "PLAYING", 5)
+        assert wait_until(
+            lambda: (
+                speaker.state().uri.startswith("x-sonosapi-stream:") and speaker.state().transport_state == "PLAYING"
+            ),
+            5,
+        )
         set_latency(rig, device, 1500)
         msgs = mqtt.wait_for(lambda m: device_events(m, "device_unavailable", device), timeout_s=10)
         reason = device_events(msgs, "device_unavailable", device)[0]["reason"]

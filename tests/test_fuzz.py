@@ -32,8 +32,9 @@ pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 BUTTON = "zigbee2mqtt/Massage Button"  # {"action": "single"} toggles room1 (the Rig's trigger)
 TEXT_BUTTON = "fuzz/text"  # the exact text ON starts room1
 ROUTINES = ["test", "slow", "classic", "quick"]
-SETTINGS = settings(deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    deadline=None, database=None, phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture
@@ -51,18 +52,30 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
     yield r
     r.close()
 
+
 # --- payloads ---------------------------------------------------------------------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-                         st.text(max_size=20))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
-actions = st.one_of(st.sampled_from(ACTIONS), st.sampled_from([a.upper() for a in ACTIONS]),
-                    st.sampled_from(["", "START ", "play", "stopp", "st\u0430rt", "toggle\x00"]), json_values)
-routines = st.one_of(st.sampled_from(ROUTINES), st.sampled_from(["", "Test", "nope", "x" * 65, "t\u00e9st"]),
-                     json_values)
-minutes = st.one_of(st.floats(min_value=-10, max_value=300), st.sampled_from([0, 240, 240.000001, 1e-300, 1e308]),
-                    st.floats(allow_nan=True, allow_infinity=True), json_values)
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20))
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+actions = st.one_of(
+    st.sampled_from(ACTIONS),
+    st.sampled_from([a.upper() for a in ACTIONS]),
+    st.sampled_from(["", "START ", "play", "stopp", "st\u0430rt", "toggle\x00"]),
+    json_values,
+)
+routines = st.one_of(
+    st.sampled_from(ROUTINES), st.sampled_from(["", "Test", "nope", "x" * 65, "t\u00e9st"]), json_values
+)
+minutes = st.one_of(
+    st.floats(min_value=-10, max_value=300),
+    st.sampled_from([0, 240, 240.000001, 1e-300, 1e308]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    json_values,
+)
 transactions = st.one_of(st.text(max_size=30), st.integers(), st.text(min_size=250, max_size=300), json_values)
 
 
@@ -84,15 +97,27 @@ def json_commands(draw: st.DrawFn) -> bytes:
 
 command_payloads = st.one_of(
     st.sampled_from([a.encode() for a in ACTIONS]),
-    st.builds(lambda a, pad: (pad + a + pad).encode(), st.sampled_from((*ACTIONS, "START", "Stop")),
-              st.sampled_from(["", " ", "\n", "\t "])),
+    st.builds(
+        lambda a, pad: (pad + a + pad).encode(),
+        st.sampled_from((*ACTIONS, "START", "Stop")),
+        st.sampled_from(["", " ", "\n", "\t "]),
+    ),
     json_commands(),
     json_commands(),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.text(max_size=80).map(str.encode),
     st.binary(max_size=80),
-    st.sampled_from([b"", b"{", b"[" * 5000, b"{" * 40000, "\ud800".encode("utf-8", "surrogatepass"),
-                     b"\xff\xfestart", b'{"action": "start"}' + b" " * 70000]),
+    st.sampled_from(
+        [
+            b"",
+            b"{",
+            b"[" * 5000,
+            b"{" * 40000,
+            "\ud800".encode("utf-8", "surrogatepass"),
+            b"\xff\xfestart",
+            b'{"action": "start"}' + b" " * 70000,
+        ]
+    ),
 )
 rooms = st.sampled_from(["room1"] * 12 + ["attic", "Bad-Room", "a" * 40])
 
@@ -144,8 +169,9 @@ class LiveRoom:
             msgs = self.mqtt.snapshot()
         got = events_of(msgs, "room1")
         assert [e["event"] for e in got] == model.expected
-        assert [e.get("transaction") for e in got if e["event"] == "command_rejected"] == \
-            [None if t is None else t[:256] for t in model.rejected_tx]
+        assert [e.get("transaction") for e in got if e["event"] == "command_rejected"] == [
+            None if t is None else t[:256] for t in model.rejected_tx
+        ]
         assert all(e["event"] == "command_rejected" for e in events_of(msgs, "attic"))
         assert len(events_of(msgs, "attic")) == orphans
         assert [e["seq"] for e in got] == sorted({e["seq"] for e in got})
@@ -174,8 +200,9 @@ def test_fuzzed_commands_are_rejected_or_carried_out_and_the_room_stays_consiste
         live = LiveRoom(rig, mqtt)
 
         @settings(SETTINGS, max_examples=COMMAND_FUZZ_BATCHES)
-        @given(st.lists(st.tuples(rooms, command_payloads), min_size=COMMAND_FUZZ_BATCH // 3,
-                        max_size=COMMAND_FUZZ_BATCH))
+        @given(
+            st.lists(st.tuples(rooms, command_payloads), min_size=COMMAND_FUZZ_BATCH // 3, max_size=COMMAND_FUZZ_BATCH)
+        )
         def batch(commands: list[tuple[str, bytes]]) -> None:
             nonlocal total
             live.reset()
@@ -200,15 +227,21 @@ def test_fuzzed_commands_are_rejected_or_carried_out_and_the_room_stays_consiste
 def test_fuzzed_trigger_payloads_fire_exactly_when_they_match(rig: Rig) -> None:
     before = rig.before()
     button = st.one_of(
-        st.fixed_dictionaries({"action": st.sampled_from(["single", "single", "double", "SINGLE", "single "])},
-                              optional={"linkquality": st.integers(0, 255), "battery": json_values}),
+        st.fixed_dictionaries(
+            {"action": st.sampled_from(["single", "single", "double", "SINGLE", "single "])},
+            optional={"linkquality": st.integers(0, 255), "battery": json_values},
+        ),
         st.fixed_dictionaries({"action": json_values}).map(dict),
         json_values,
     ).map(lambda v: json.dumps(v, allow_nan=True).encode())
     payloads = st.one_of(
         st.tuples(st.just(BUTTON), st.one_of(button, button, st.binary(max_size=40), st.just(b"single"))),
-        st.tuples(st.just(TEXT_BUTTON), st.one_of(st.sampled_from([b"ON", b" ON\n", b"on", b"ON!", b"\xffON"]),
-                                                   st.text(max_size=10).map(str.encode))),
+        st.tuples(
+            st.just(TEXT_BUTTON),
+            st.one_of(
+                st.sampled_from([b"ON", b" ON\n", b"on", b"ON!", b"\xffON"]), st.text(max_size=10).map(str.encode)
+            ),
+        ),
     )
     total = 0
     with Collector(rig.broker, ["relaxd/+/event"]) as mqtt:

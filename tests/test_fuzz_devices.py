@@ -24,14 +24,15 @@ from tests.reliability import DEVICE_FUZZ_EXAMPLES, TEST_TIMEOUT_S
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 
-SETTINGS = settings(max_examples=DEVICE_FUZZ_EXAMPLES // 2, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=DEVICE_FUZZ_EXAMPLES // 2, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 SCENE = LightScene(bri_254=80, ct_mired=455, transition_s=0)
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False),
-              st.text(max_size=12)),
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.text(max_size=12)),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-    max_leaves=6)
+    max_leaves=6,
+)
 odd_statuses = st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503, 599])
 Mangle = Callable[[int, Any], tuple[int, Any]]
 
@@ -66,7 +67,7 @@ def twist_inside(value: Any, choices: list[int], new: Any) -> Any:
         return {**value, key: twist_inside(value[key], choices[1:], new)}
     if choices and isinstance(value, list) and value:
         i = choices[0] % len(value)
-        return [*value[:i], twist_inside(value[i], choices[1:], new), *value[i + 1:]]
+        return [*value[:i], twist_inside(value[i], choices[1:], new), *value[i + 1 :]]
     return new
 
 
@@ -86,8 +87,11 @@ def hue_mangles(draw: st.DrawFn) -> Mangle:
         value = draw(json_values)
         return lambda status, payload: (200, value)
     if kind == "error":
-        error = draw(st.fixed_dictionaries({}, optional={"type": json_values, "address": json_values,
-                                                          "description": json_values}))
+        error = draw(
+            st.fixed_dictionaries(
+                {}, optional={"type": json_values, "address": json_values, "description": json_values}
+            )
+        )
         return lambda status, payload: (200, [{"error": error}])
     if kind == "empty":
         return lambda status, payload: (200, b"")
@@ -121,8 +125,7 @@ def run_guarded(steps: list[tuple[str, Callable[[], Any]]]) -> dict[str, Any]:
 
 @settings(SETTINGS)
 @given(skip=st.integers(0, 14), mangle=hue_mangles(), by_group=st.booleans())
-def test_the_hue_adapter_turns_any_bridge_answer_into_device_error(skip: int, mangle: Mangle,
-                                                                    by_group: bool) -> None:
+def test_the_hue_adapter_turns_any_bridge_answer_into_device_error(skip: int, mangle: Mangle, by_group: bool) -> None:
     sim = hue_room()
     sim.start()
     try:
@@ -134,8 +137,9 @@ def test_the_hue_adapter_turns_any_bridge_answer_into_device_error(skip: int, ma
             return HueLights(bridge, group="Massage Room") if by_group else HueLights(bridge, names=["Ceiling", "Lamp"])
 
         lights = room()
-        results = run_guarded([("check", lights.check), ("snapshot", lights.snapshot),
-                               ("apply", lambda: lights.apply(SCENE))])
+        results = run_guarded(
+            [("check", lights.check), ("snapshot", lights.snapshot), ("apply", lambda: lights.apply(SCENE))]
+        )
         snap = results["snapshot"]
         if not isinstance(snap, DeviceError):
             json.dumps(snap)  # what the store writes
@@ -151,15 +155,50 @@ def test_the_hue_adapter_turns_any_bridge_answer_into_device_error(skip: int, ma
 
 
 # Simplest first: hypothesis tries the first entries most, and a missing res or title hurts most.
-DIDL_TAGS = ["res", "dc:title", "upnp:class", "r:resMD", "desc", "item", "container", "r:type", "upnp:album",
-             "dc:creator", "r:description", "r:ordinal"]
+DIDL_TAGS = [
+    "res",
+    "dc:title",
+    "upnp:class",
+    "r:resMD",
+    "desc",
+    "item",
+    "container",
+    "r:type",
+    "upnp:album",
+    "dc:creator",
+    "r:description",
+    "r:ordinal",
+]
 # Every action the adapter sends in check, snapshot, start_music, set_volume and restore.
-SONOS_ACTIONS = ["Browse", "GetMediaInfo", "GetPositionInfo", "GetVolume", "AddURIToQueue", "SetVolume",
-                 "GetTransportInfo", "SetMute",
-                 "SetAVTransportURI", "Play", "Seek", "GetHouseholdID", "GetZoneGroupState", "GetMute", "GetBass",
-                 "GetTreble", "GetLoudness", "GetTransportSettings", "GetCrossfadeMode", "Pause",
-                 "RemoveAllTracksFromQueue", "SetPlayMode", "SetCrossfadeMode", "SetBass", "SetTreble",
-                 "SetLoudness", ANY_ACTION]
+SONOS_ACTIONS = [
+    "Browse",
+    "GetMediaInfo",
+    "GetPositionInfo",
+    "GetVolume",
+    "AddURIToQueue",
+    "SetVolume",
+    "GetTransportInfo",
+    "SetMute",
+    "SetAVTransportURI",
+    "Play",
+    "Seek",
+    "GetHouseholdID",
+    "GetZoneGroupState",
+    "GetMute",
+    "GetBass",
+    "GetTreble",
+    "GetLoudness",
+    "GetTransportSettings",
+    "GetCrossfadeMode",
+    "Pause",
+    "RemoveAllTracksFromQueue",
+    "SetPlayMode",
+    "SetCrossfadeMode",
+    "SetBass",
+    "SetTreble",
+    "SetLoudness",
+    ANY_ACTION,
+]
 
 
 def didl_element(tag: str) -> re.Pattern[str]:
@@ -204,8 +243,12 @@ def sonos_mangles(draw: st.DrawFn) -> Mangle:
         return drop
     # The sneaky kind: the envelope is fine, one value in it is not.
     choice = draw(st.integers(0, 1000))
-    new = draw(st.one_of(st.text(max_size=20), st.sampled_from(["-1", "101", "abc", "NOT_IMPLEMENTED", "99:99:99",
-                                                                 "&lt;DIDL-Lite&gt;", "1e9", ""])))
+    new = draw(
+        st.one_of(
+            st.text(max_size=20),
+            st.sampled_from(["-1", "101", "abc", "NOT_IMPLEMENTED", "99:99:99", "&lt;DIDL-Lite&gt;", "1e9", ""]),
+        )
+    )
 
     def value(status: int, text: str) -> tuple[int, Any]:
         spans = xml_texts(text)
@@ -220,8 +263,7 @@ def sonos_mangles(draw: st.DrawFn) -> Mangle:
 
 @settings(SETTINGS)
 @given(action=st.sampled_from(SONOS_ACTIONS), skip=st.integers(0, 3), mangle=sonos_mangles())
-def test_the_sonos_adapter_turns_any_speaker_answer_into_device_error(action: str, skip: int,
-                                                                      mangle: Mangle) -> None:
+def test_the_sonos_adapter_turns_any_speaker_answer_into_device_error(action: str, skip: int, mangle: Mangle) -> None:
     sim = SonosSpeakerSim.demo()
     sim.start()
     speaker = SonosSpeaker(host=sim.address, max_volume=30, timeout_s=2.0)
@@ -229,11 +271,14 @@ def test_the_sonos_adapter_turns_any_speaker_answer_into_device_error(action: st
         # The skip+1-th answer to action (any action: "*") is twisted.
         twist, seen = nth(skip if action != ANY_ACTION else skip * 12, mangle)
         sim.mangle_next(action, twist, times=(skip if action != ANY_ACTION else skip * 12) + 1)
-        results = run_guarded([
-            ("check", speaker.check), ("snapshot", speaker.snapshot),
-            ("music", lambda: speaker.start_music(MusicSource(favorite="Spa Radio"), 20, 0)),
-            ("volume", lambda: speaker.set_volume(12, 0)),
-        ])
+        results = run_guarded(
+            [
+                ("check", speaker.check),
+                ("snapshot", speaker.snapshot),
+                ("music", lambda: speaker.start_music(MusicSource(favorite="Spa Radio"), 20, 0)),
+                ("volume", lambda: speaker.set_volume(12, 0)),
+            ]
+        )
         snap = results["snapshot"]
         if not isinstance(snap, DeviceError):
             json.dumps(snap)
@@ -287,18 +332,28 @@ def test_a_sonos_favorite_without_a_resource_is_a_device_error() -> None:
         speaker.close()
 
 
-@pytest.mark.parametrize(("path", "twist", "problem"), [
-    ("/lights", lambda p: {**p, "1": None}, "light 1 is not an object"),
-    ("/lights", lambda p: {**p, "1": {k: v for k, v in p["1"].items() if k != "state"}}, "light 1 has no state"),
-    ("/lights", lambda p: {**p, "1": {**p["1"], "state": {**p["1"]["state"], "bri": "254"}}},
-     "light 1: state bri is '254', not a whole number"),
-    ("/lights", lambda p: {**p, "1": {**p["1"], "state": {**p["1"]["state"], "xy": [0.3]}}},
-     "light 1: state xy is [0.3], not two numbers"),
-    ("/lights", lambda p: {"one": p["1"]}, "light id 'one' is not a number"),
-    ("/groups", lambda p: {**p, "1": {**p["1"], "lights": "1,2"}}, "group 1: lights is not a list of light ids"),
-])
-def test_what_the_fuzzing_found_in_bridge_answers_is_a_device_error(path: str, twist: Callable[[Any], Any],
-                                                                   problem: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "twist", "problem"),
+    [
+        ("/lights", lambda p: {**p, "1": None}, "light 1 is not an object"),
+        ("/lights", lambda p: {**p, "1": {k: v for k, v in p["1"].items() if k != "state"}}, "light 1 has no state"),
+        (
+            "/lights",
+            lambda p: {**p, "1": {**p["1"], "state": {**p["1"]["state"], "bri": "254"}}},
+            "light 1: state bri is '254', not a whole number",
+        ),
+        (
+            "/lights",
+            lambda p: {**p, "1": {**p["1"], "state": {**p["1"]["state"], "xy": [0.3]}}},
+            "light 1: state xy is [0.3], not two numbers",
+        ),
+        ("/lights", lambda p: {"one": p["1"]}, "light id 'one' is not a number"),
+        ("/groups", lambda p: {**p, "1": {**p["1"], "lights": "1,2"}}, "group 1: lights is not a list of light ids"),
+    ],
+)
+def test_what_the_fuzzing_found_in_bridge_answers_is_a_device_error(
+    path: str, twist: Callable[[Any], Any], problem: str
+) -> None:
     # Shapes the fuzzing produced; several escaped as AttributeError, KeyError or ValueError before.
     with hue_room() as sim:
         lights = HueLights(HueBridge(sim.address, sim.username, https=False, timeout_s=2), group="Massage Room")

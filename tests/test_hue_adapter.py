@@ -57,11 +57,7 @@ def closed_address() -> str:
 
 def light_puts(sim: HueBridgeSim) -> list[tuple[str, dict[str, Any]]]:
     """(light id, body) of every light command the bridge received, in order."""
-    return [
-        (e.path.split("/")[4], e.body)
-        for e in sim.request_log()
-        if e.method == "PUT" and "/lights/" in e.path
-    ]
+    return [(e.path.split("/")[4], e.body) for e in sim.request_log() if e.method == "PUT" and "/lights/" in e.path]
 
 
 def group_puts(sim: HueBridgeSim) -> list[dict[str, Any]]:
@@ -163,9 +159,7 @@ def test_restore_is_idempotent_and_skips_what_is_already_right(sim: HueBridgeSim
     assert_restored(sim, snapshot)
 
 
-def test_restore_in_a_fresh_object_from_json_on_disk(
-    sim: HueBridgeSim, bridge: HueBridge, tmp_path: Path
-) -> None:
+def test_restore_in_a_fresh_object_from_json_on_disk(sim: HueBridgeSim, bridge: HueBridge, tmp_path: Path) -> None:
     room = HueLights(bridge, group="Massage Room")
     (tmp_path / "room.json").write_text(json.dumps(room.snapshot()))
     room.apply(COLOURED)
@@ -177,9 +171,7 @@ def test_restore_in_a_fresh_object_from_json_on_disk(
     assert_restored(sim, saved)
 
 
-def test_unreachable_light_fails_restore_and_a_retry_finishes_it(
-    sim: HueBridgeSim, bridge: HueBridge
-) -> None:
+def test_unreachable_light_fails_restore_and_a_retry_finishes_it(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
     snapshot = room.snapshot()
     room.apply(WARM)
@@ -226,9 +218,7 @@ def test_scene_is_fitted_to_each_light(sim: HueBridgeSim, bridge: HueBridge) -> 
 def test_group_room_uses_one_group_command(sim: HueBridgeSim, bridge: HueBridge) -> None:
     HueLights(bridge, group="Massage Room").apply(COLOURED)
     assert light_puts(sim) == []
-    assert group_puts(sim) == [
-        {"on": True, "bri": 60, "xy": [0.5123, 0.4123], "ct": 400, "transitiontime": 25}
-    ]
+    assert group_puts(sim) == [{"on": True, "bri": 60, "xy": [0.5123, 0.4123], "ct": 400, "transitiontime": 25}]
     states = [sim.light_state(i) for i in sim.light_ids()]
     assert all(s["on"] and s["bri"] == 60 for s in states)
     assert (states[0]["colormode"], states[3]["ct"]) == ("xy", 400)
@@ -277,9 +267,7 @@ def test_a_429_is_retried_once_then_reported(sim: HueBridgeSim, bridge: HueBridg
 # -- do not fight the user ------------------------------------------------------------------------
 
 
-def test_hand_changed_lights_are_left_alone_by_apply_and_restore(
-    sim: HueBridgeSim, bridge: HueBridge
-) -> None:
+def test_hand_changed_lights_are_left_alone_by_apply_and_restore(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
     snapshot = room.snapshot()
     room.apply(WARM)
@@ -303,9 +291,7 @@ def test_hand_changed_lights_are_left_alone_by_apply_and_restore(
     assert sim.light_state(1)["ct"] == 181 and sim.light_state(6)["on"] is False
 
 
-def test_a_hand_change_during_the_session_start_is_also_respected(
-    sim: HueBridgeSim, bridge: HueBridge
-) -> None:
+def test_a_hand_change_during_the_session_start_is_also_respected(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
     snapshot = room.snapshot()
     sim.set_light_by_hand(1, ct=300)

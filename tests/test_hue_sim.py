@@ -28,9 +28,7 @@ def sim() -> Iterator[HueBridgeSim]:
     bridge.stop()
 
 
-def call(
-    sim: HueBridgeSim, method: str, path: str, body: Any = None, raw: str | None = None
-) -> tuple[int, Any]:
+def call(sim: HueBridgeSim, method: str, path: str, body: Any = None, raw: str | None = None) -> tuple[int, Any]:
     connection = http.client.HTTPConnection(sim.host, sim.port, timeout=5)
     data = raw if raw is not None else (None if body is None else json.dumps(body))
     connection.request(method, path, body=data)
@@ -206,12 +204,8 @@ def test_models_have_real_types_and_ct_ranges(sim: HueBridgeSim) -> None:
     assert "ct" not in lights["3"]["capabilities"]["control"]
     assert set(lights["3"]["state"]) == {"on", "bri", "alert", "mode", "reachable"}
     assert "xy" not in lights["2"]["state"] and lights["2"]["state"]["colormode"] == "ct"
-    assert call(sim, "PUT", api(sim, "/lights/2/state"), {"ct": 454})[1] == [
-        {"success": {"/lights/2/state/ct": 454}}
-    ]
-    assert call(sim, "PUT", api(sim, "/lights/1/state"), {"ct": 500})[1] == [
-        {"success": {"/lights/1/state/ct": 500}}
-    ]
+    assert call(sim, "PUT", api(sim, "/lights/2/state"), {"ct": 454})[1] == [{"success": {"/lights/2/state/ct": 454}}]
+    assert call(sim, "PUT", api(sim, "/lights/1/state"), {"ct": 500})[1] == [{"success": {"/lights/1/state/ct": 500}}]
 
 
 def test_off_with_a_transition_comes_back_at_bri_1(sim: HueBridgeSim) -> None:
@@ -234,9 +228,7 @@ def test_group_action_reflects_the_last_command_not_the_lights(sim: HueBridgeSim
     assert (group["name"], group["type"], group["lights"]) == ("Massage Room", "Room", ["1", "2", "3"])
     assert group["state"] == {"any_on": True, "all_on": False}
     reply = call(sim, "PUT", api(sim, "/groups/1/action"), {"on": True, "bri": 90, "ct": 480})[1]
-    assert reply == [
-        {"success": {f"/groups/1/action/{k}": v}} for k, v in (("on", True), ("bri", 90), ("ct", 480))
-    ]
+    assert reply == [{"success": {f"/groups/1/action/{k}": v}} for k, v in (("on", True), ("bri", 90), ("ct", 480))]
     assert [sim.light_state(i)["bri"] for i in (1, 2, 3)] == [90, 90, 90]
     assert (sim.light_state(1)["ct"], sim.light_state(2)["ct"]) == (480, 454)  # clamped per model
     sim.set_light_by_hand(1, bri=10)
@@ -321,9 +313,7 @@ def test_injected_faults_answer_the_next_requests_only(sim: HueBridgeSim) -> Non
     assert call(sim, "GET", api(sim, "/config"))[0] == 200
     sim.fail_next(error_type=3, path_contains="/lights/2")
     assert call(sim, "GET", api(sim, "/lights/1"))[0] == 200
-    assert call(sim, "GET", api(sim, "/lights/2"))[1] == [
-        err(3, "/lights/2", "resource, /lights/2, not available")
-    ]
+    assert call(sim, "GET", api(sim, "/lights/2"))[1] == [err(3, "/lights/2", "resource, /lights/2, not available")]
     assert call(sim, "GET", api(sim, "/lights/2"))[1]["name"] == "White"
 
 

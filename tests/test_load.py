@@ -17,10 +17,19 @@ from tests.test_e2e_run import Rig, same_room
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(TEST_TIMEOUT_S)]
 ROOMS = ["room1", "room2", "room3"]
-MALFORMED = [b"", b"{", b"\xff\xfe", b"sta rt", b'{"action": "start", "routine": "nope"}', b'{"action": 5}',
-             b'{"action": "extend", "minutes": 999}', b'{"action": "stop", "colour": "red"}', b"[1, 2]",
-             b'{"action": "pause"' + b" " * 70_000 + b"}",
-             json.dumps({"action": "start", "transaction": "x" * 300}).encode()]
+MALFORMED = [
+    b"",
+    b"{",
+    b"\xff\xfe",
+    b"sta rt",
+    b'{"action": "start", "routine": "nope"}',
+    b'{"action": 5}',
+    b'{"action": "extend", "minutes": 999}',
+    b'{"action": "stop", "colour": "red"}',
+    b"[1, 2]",
+    b'{"action": "pause"' + b" " * 70_000 + b"}",
+    json.dumps({"action": "start", "transaction": "x" * 300}).encode(),
+]
 
 
 def storm(rng: random.Random, count: int) -> list[tuple[str, bytes]]:
@@ -52,10 +61,12 @@ def events(msgs: list[Received], room: str) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in msgs if m.topic == f"relaxd/{room}/event"]
 
 
-def test_a_command_storm_leaves_every_room_consistent_and_the_daemon_responsive(tmp_path: Path,
-                                                                               mosquitto: Mosquitto) -> None:
+def test_a_command_storm_leaves_every_room_consistent_and_the_daemon_responsive(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
     rig = Rig(tmp_path, mosquitto, rooms=len(ROOMS))
     try:
+
         def change(config: dict[str, Any]) -> None:
             # Phases far longer than the test: every event follows from a command (see the model).
             # One light per room by name: light commands are paced at ten a second per bridge,
@@ -113,15 +124,18 @@ def test_a_command_storm_leaves_every_room_consistent_and_the_daemon_responsive(
                 mqtt.publish(f"relaxd/{room}/set", "stop")
                 models[room].expected = []
                 models[room].do("stop")
-            msgs = mqtt.wait_for(lambda m: all(len(events(m, r)) >= len(models[r].expected) for r in ROOMS),
-                                 timeout_s=30)
+            msgs = mqtt.wait_for(
+                lambda m: all(len(events(m, r)) >= len(models[r].expected) for r in ROOMS), timeout_s=30
+            )
             for room in ROOMS:
                 assert [e["event"] for e in events(msgs, room)] == models[room].expected
         same_room(before, rig.before())
         assert not list((tmp_path / "state" / "snapshots").glob("*.json"))
         assert rig.stop_daemon() == 0
         assert "Traceback" not in rig.daemon_log()
-        print(f"storm of {len(commands)}: published in {published:.1f} s, drained in {drain_s:.1f} s, "
-              f"{sessions} sessions, {len([e for e in rig.hue.request_log() if e.method == 'PUT'])} light commands")
+        print(
+            f"storm of {len(commands)}: published in {published:.1f} s, drained in {drain_s:.1f} s, "
+            f"{sessions} sessions, {len([e for e in rig.hue.request_log() if e.method == 'PUT'])} light commands"
+        )
     finally:
         rig.close()

@@ -59,13 +59,19 @@ BusFactory = Callable[..., MqttBus]
 def make_bus() -> Iterator[BusFactory]:
     buses: list[MqttBus] = []
 
-    def make(broker: Mosquitto | None = None, *, port: int | None = None, inbox: Inbox | None = None,
-             subscriptions: tuple[str, ...] = (), on_connect: Callable[[], None] | None = None,
-             bus_kwargs: dict[str, Any] | None = None, **config: Any) -> MqttBus:
+    def make(
+        broker: Mosquitto | None = None,
+        *,
+        port: int | None = None,
+        inbox: Inbox | None = None,
+        subscriptions: tuple[str, ...] = (),
+        on_connect: Callable[[], None] | None = None,
+        bus_kwargs: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> MqttBus:
         config.setdefault("host", "127.0.0.1")
         config.setdefault("port", port if port is not None else broker.port if broker else free_port())
-        bus = MqttBus(MqttConfig(**config), TOPICS, inbox or Inbox(), subscriptions, on_connect,
-                      **(bus_kwargs or {}))
+        bus = MqttBus(MqttConfig(**config), TOPICS, inbox or Inbox(), subscriptions, on_connect, **(bus_kwargs or {}))
         buses.append(bus)
         return bus
 
@@ -106,8 +112,13 @@ time.sleep(60)
 
 
 def test_last_will_offline_when_the_process_dies(mosquitto: Mosquitto) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WILL_SCRIPT, mosquitto.host, str(mosquitto.port)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WILL_SCRIPT, mosquitto.host, str(mosquitto.port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # the script gives up by itself after 10 s
@@ -148,8 +159,9 @@ def test_state_and_phase_retained_event_not(mosquitto: Mosquitto, make_bus: BusF
         assert event.qos == 1
         assert {m.qos for m in live.snapshot()} == {1}
     with late_view(mosquitto) as view:
-        view.wait_for(lambda ms: {m.topic for m in ms} >= {"relaxd/status", "relaxd/bedroom/state",
-                                                            "relaxd/bedroom/phase"})
+        view.wait_for(
+            lambda ms: {m.topic for m in ms} >= {"relaxd/status", "relaxd/bedroom/state", "relaxd/bedroom/phase"}
+        )
         state = view.on("relaxd/bedroom/state")
         phase = view.on("relaxd/bedroom/phase")
         assert [json.loads(m.payload) for m in state] == [STATE] and state[0].retain
@@ -172,8 +184,9 @@ def test_latest_state_per_room_wins(mosquitto: Mosquitto, make_bus: BusFactory) 
         assert view.texts("relaxd/studio/phase") == ["idle"]
 
 
-def test_start_returns_at_once_while_the_broker_is_down(mosquitto_factory: MosquittoFactory,
-                                                        make_bus: BusFactory) -> None:
+def test_start_returns_at_once_while_the_broker_is_down(
+    mosquitto_factory: MosquittoFactory, make_bus: BusFactory
+) -> None:
     broker = mosquitto_factory()  # not started yet
     bus = make_bus(broker)
     began = time.monotonic()
@@ -190,12 +203,15 @@ def test_start_returns_at_once_while_the_broker_is_down(mosquitto_factory: Mosqu
         assert [json.loads(m.payload) for m in view.on("relaxd/bedroom/state")] == [STATE]
 
 
-def test_broker_restart_reconnects_resubscribes_and_republishes(mosquitto: Mosquitto,
-                                                                make_bus: BusFactory) -> None:
+def test_broker_restart_reconnects_resubscribes_and_republishes(mosquitto: Mosquitto, make_bus: BusFactory) -> None:
     inbox = Inbox()
     connects: list[float] = []
-    bus = make_bus(mosquitto, inbox=inbox, subscriptions=(TOPICS.set_wildcard,),
-                   on_connect=lambda: connects.append(time.monotonic()))
+    bus = make_bus(
+        mosquitto,
+        inbox=inbox,
+        subscriptions=(TOPICS.set_wildcard,),
+        on_connect=lambda: connects.append(time.monotonic()),
+    )
     bus.start()
     assert bus.wait_connected(5)
     bus.subscribe("zigbee2mqtt/+")  # added at run time, renewed on reconnect like the others
@@ -210,8 +226,9 @@ def test_broker_restart_reconnects_resubscribes_and_republishes(mosquitto: Mosqu
     assert wait_until(lambda: len(connects) == 2, 5)
 
     with late_view(mosquitto) as view:
-        view.wait_for(lambda ms: {m.topic for m in ms} >= {"relaxd/status", "relaxd/bedroom/state",
-                                                            "relaxd/bedroom/phase"})
+        view.wait_for(
+            lambda ms: {m.topic for m in ms} >= {"relaxd/status", "relaxd/bedroom/state", "relaxd/bedroom/phase"}
+        )
         assert view.texts("relaxd/status") == ["online"]
         assert view.texts("relaxd/bedroom/phase") == ["effleurage"]
         assert [json.loads(m.payload) for m in view.on("relaxd/bedroom/state")] == [STATE]
@@ -221,8 +238,9 @@ def test_broker_restart_reconnects_resubscribes_and_republishes(mosquitto: Mosqu
     assert wait_until(lambda: inbox.payloads("zigbee2mqtt/button") == [b'{"action": "single"}'], 5)
 
 
-def test_a_state_unacknowledged_at_the_crash_does_not_overwrite_a_later_one(mosquitto: Mosquitto,
-                                                                          make_bus: BusFactory) -> None:
+def test_a_state_unacknowledged_at_the_crash_does_not_overwrite_a_later_one(
+    mosquitto: Mosquitto, make_bus: BusFactory
+) -> None:
     # paho resends unacknowledged messages after on_connect, i.e. after the republish of the
     # latest state; the bus must keep the stale one from winning.
     bus = make_bus(mosquitto)
@@ -245,7 +263,8 @@ def test_a_state_unacknowledged_at_the_crash_does_not_overwrite_a_later_one(mosq
 
 
 def test_events_published_while_the_broker_is_away_arrive_after_reconnect(
-        mosquitto_factory: MosquittoFactory, make_bus: BusFactory, caplog: pytest.LogCaptureFixture) -> None:
+    mosquitto_factory: MosquittoFactory, make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     # A persistent subscriber session on a persistent broker sees every message whatever reconnects first.
     broker = mosquitto_factory(persistence=True).start()
     follower = Collector(broker, ["relaxd/+/event"], client_id="follower", clean_session=False).start()
@@ -270,7 +289,8 @@ def test_events_published_while_the_broker_is_away_arrive_after_reconnect(
 
 
 def test_publishing_while_the_broker_is_down_never_raises_nor_blocks(
-        make_bus: BusFactory, caplog: pytest.LogCaptureFixture) -> None:
+    make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     bus = make_bus(port=free_port(), bus_kwargs={"max_queued": 100})
     bus.publish_event("bedroom", {"event": "room_restored", "room": "bedroom", "seq": 1})  # before start
     bus.start()
@@ -288,7 +308,8 @@ def test_publishing_while_the_broker_is_down_never_raises_nor_blocks(
 
 
 def test_an_exception_in_on_message_does_not_stop_later_messages(
-        mosquitto: Mosquitto, make_bus: BusFactory, caplog: pytest.LogCaptureFixture) -> None:
+    mosquitto: Mosquitto, make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     inbox = Inbox(raise_first=True)
     bus = make_bus(mosquitto, inbox=inbox, subscriptions=(TOPICS.set_wildcard,))
     bus.start()
@@ -312,8 +333,9 @@ def test_retained_flag_reaches_on_message(mosquitto: Mosquitto, make_bus: BusFac
     assert inbox.got == [("relaxd/bedroom/set", b"start", True)]
 
 
-def test_username_password_and_anonymous_refused(mosquitto_factory: MosquittoFactory, make_bus: BusFactory,
-                                                 tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_username_password_and_anonymous_refused(
+    mosquitto_factory: MosquittoFactory, make_bus: BusFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "s3cr3t-pa55"
     passwd = write_password_file(tmp_path / "passwd", {"relaxd": secret})
@@ -335,13 +357,12 @@ def test_username_password_and_anonymous_refused(mosquitto_factory: MosquittoFac
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
-def test_tls_with_a_private_ca(mosquitto_factory: MosquittoFactory, make_bus: BusFactory,
-                               tmp_path: Path) -> None:
+def test_tls_with_a_private_ca(mosquitto_factory: MosquittoFactory, make_bus: BusFactory, tmp_path: Path) -> None:
     ca, cert, key = make_certificates(tmp_path)
     tls_port = free_port()
-    broker = mosquitto_factory(extra_conf=(
-        f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
-    )).start()
+    broker = mosquitto_factory(
+        extra_conf=(f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    ).start()
     assert wait_until(lambda: f"port {tls_port}" in broker.log_text(), 5)
     bus = make_bus(broker, port=tls_port, tls=TlsConfig(ca_certs=ca))
     bus.start()
@@ -352,18 +373,59 @@ def test_tls_with_a_private_ca(mosquitto_factory: MosquittoFactory, make_bus: Bu
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 (IP SAN, so the hostname check passes)."""
-    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr",
-                                                          "server.pem"))
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
     ext = directory / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1\n")
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
 
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", "/CN=relaxd test CA")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-        "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=relaxd test CA",
+    )
+    run(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     return ca, cert, key

@@ -31,12 +31,22 @@ class Bus(RecordingBus):
 @pytest.fixture
 def daemon(tmp_path: Path) -> tuple[Daemon, Bus]:
     settings = Settings(
-        state_dir=tmp_path, hue={"host": "127.0.0.1:9", "username": "u"},
-        rooms={"bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
-               "studio": {"lights": {"names": ["a"]}}},
-        triggers=[{"topic": "zigbee2mqtt/Massage Button", "match": {"action": "single"}, "room": "bedroom",
-                   "do": "toggle", "routine": "quick"},
-                  {"topic": "home/studio/+", "match": "ON", "room": "studio", "do": "start"}],
+        state_dir=tmp_path,
+        hue={"host": "127.0.0.1:9", "username": "u"},
+        rooms={
+            "bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
+            "studio": {"lights": {"names": ["a"]}},
+        },
+        triggers=[
+            {
+                "topic": "zigbee2mqtt/Massage Button",
+                "match": {"action": "single"},
+                "room": "bedroom",
+                "do": "toggle",
+                "routine": "quick",
+            },
+            {"topic": "home/studio/+", "match": "ON", "room": "studio", "do": "start"},
+        ],
     )
     bus = Bus()
     devices = {"bedroom": (FakeLights(), FakeSpeaker()), "studio": (FakeLights(), None)}
@@ -74,8 +84,7 @@ def test_plain_and_json_commands_reach_the_room(daemon: tuple[Daemon, Bus]) -> N
         (b"resume", "cannot resume while idle"),
     ],
 )
-def test_malformed_or_impossible_commands_are_rejected(daemon: tuple[Daemon, Bus], payload: bytes,
-                                                        reason: str) -> None:
+def test_malformed_or_impossible_commands_are_rejected(daemon: tuple[Daemon, Bus], payload: bytes, reason: str) -> None:
     d, bus = daemon
     d.on_message("relaxd/bedroom/set", payload, False)
     process(d)
@@ -160,10 +169,12 @@ def test_routine_select_sets_the_routine_for_the_next_start(daemon: tuple[Daemon
 
 
 def test_trigger_matcher_matches_fields_text_and_wildcards() -> None:
-    matcher = TriggerMatcher([
-        TriggerConfig(topic="a/+/c", match={"action": "single"}, room="r"),
-        TriggerConfig(topic="x/#", match="ON", room="r"),
-    ])
+    matcher = TriggerMatcher(
+        [
+            TriggerConfig(topic="a/+/c", match={"action": "single"}, room="r"),
+            TriggerConfig(topic="x/#", match="ON", room="r"),
+        ]
+    )
     assert matcher.fired("a/b/c", b'{"action": "single", "x": 1}', False)
     assert not matcher.fired("a/b/c", b'{"action": "double"}', False)
     assert not matcher.fired("a/b/c/d", b'{"action": "single"}', False)

@@ -40,8 +40,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_bad_cron_line_is_a_config_error_with_its_key_path(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + "schedules:\n  - {room: bedroom, cron: '0 20 * * fri'}\n"
-                                     "  - {room: bedroom, cron: '0 25 * * *'}\n")
+    path = write(
+        tmp_path,
+        MINIMAL + "schedules:\n  - {room: bedroom, cron: '0 20 * * fri'}\n  - {room: bedroom, cron: '0 25 * * *'}\n",
+    )
     load_settings(path)  # without the hook the core cannot know (it does not import APScheduler)
     with pytest.raises(ConfigError) as info:
         load_settings(path, check_cron=check_cron)
@@ -51,22 +53,36 @@ def test_a_bad_cron_line_is_a_config_error_with_its_key_path(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("command", ["check-config", "run"])
 def test_check_config_and_run_exit_78_on_a_bad_cron_line(tmp_path: Path, command: str) -> None:
-    path = write(tmp_path, MINIMAL + f"state_dir: {tmp_path / 'state'}\n"
-                                     "schedules: [{room: bedroom, cron: '0 20 * * funday'}]\n")
-    result = subprocess.run([sys.executable, "-m", "relaxd", command, "-c", str(path)], capture_output=True,
-                            text=True, timeout=60, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    path = write(
+        tmp_path,
+        MINIMAL + f"state_dir: {tmp_path / 'state'}\nschedules: [{{room: bedroom, cron: '0 20 * * funday'}}]\n",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "relaxd", command, "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert result.returncode == 78, result.stderr
-    assert result.stderr.strip().splitlines() == [f"{path}: schedules.0.cron: Invalid weekday name \"funday\""]
+    assert result.stderr.strip().splitlines() == [f'{path}: schedules.0.cron: Invalid weekday name "funday"']
 
 
-@pytest.mark.parametrize(("schedule", "expected"), [
-    ("{room: bedroom, every: 2 weeks, on: [sun, blursday], at: '10:00'}", "schedules.0: unknown weekday 'blursday'"),
-    ("{room: bedroom, every: 0 weeks, on: sun, at: '10:00'}", "schedules.0: every must look like"),
-    ("{room: bedroom, every: 3 days, on: sun, at: '10:00'}", "schedules.0: on goes with every N weeks"),
-    ("{room: attic, cron: '0 20 * * fri'}", "schedules.0.room: unknown room 'attic'"),
-    ("{room: bedroom, routine: marathon, once: '2026-12-24T18:30'}", "schedules.0.routine: unknown routine"),
-    ("{room: bedroom, once: 'Christmas'}", "schedules.0.once: Input should be a valid datetime"),
-])
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        (
+            "{room: bedroom, every: 2 weeks, on: [sun, blursday], at: '10:00'}",
+            "schedules.0: unknown weekday 'blursday'",
+        ),
+        ("{room: bedroom, every: 0 weeks, on: sun, at: '10:00'}", "schedules.0: every must look like"),
+        ("{room: bedroom, every: 3 days, on: sun, at: '10:00'}", "schedules.0: on goes with every N weeks"),
+        ("{room: attic, cron: '0 20 * * fri'}", "schedules.0.room: unknown room 'attic'"),
+        ("{room: bedroom, routine: marathon, once: '2026-12-24T18:30'}", "schedules.0.routine: unknown routine"),
+        ("{room: bedroom, once: 'Christmas'}", "schedules.0.once: Input should be a valid datetime"),
+    ],
+)
 def test_other_schedule_problems_name_their_key(tmp_path: Path, schedule: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, MINIMAL + f"schedules: [{schedule}]\n"), check_cron=check_cron)
@@ -92,10 +108,12 @@ def test_the_schedule_file_round_trips_and_keeps_what_it_cannot_read(tmp_path: P
     store = FileScheduleStore(tmp_path / "state")
     assert store.load() == ScheduleBook()
     when = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
-    book = ScheduleBook(runtime=[Schedule("rt-1", "runtime", ScheduleConfig(room="b", cron="0 9 * * *"),
-                                          created_at=when)],
-                        checked={"rt-1": when}, anchors={"cfg-x": date(2026, 11, 23)},
-                        unreadable=[{"id": "rt-future", "spec": {"room": "b", "sunrise": True}}])
+    book = ScheduleBook(
+        runtime=[Schedule("rt-1", "runtime", ScheduleConfig(room="b", cron="0 9 * * *"), created_at=when)],
+        checked={"rt-1": when},
+        anchors={"cfg-x": date(2026, 11, 23)},
+        unreadable=[{"id": "rt-future", "spec": {"room": "b", "sunrise": True}}],
+    )
     store.save(book)
     doc = json.loads((tmp_path / "state" / "schedules.json").read_text())
     doc["schedules"].append({"id": "rt-bad", "spec": {"room": "b", "cron": "0 9 * *"}})  # a hand edit
@@ -105,8 +123,11 @@ def test_the_schedule_file_round_trips_and_keeps_what_it_cannot_read(tmp_path: P
     assert loaded.checked == {"rt-1": when} and loaded.anchors == {"cfg-x": date(2026, 11, 23)}
     assert [r["id"] for r in loaded.unreadable] == ["rt-future", "rt-bad"]
     store.save(loaded)
-    assert [r["id"] for r in json.loads((tmp_path / "state" / "schedules.json").read_text())["schedules"]] == \
-        ["rt-1", "rt-future", "rt-bad"]
+    assert [r["id"] for r in json.loads((tmp_path / "state" / "schedules.json").read_text())["schedules"]] == [
+        "rt-1",
+        "rt-future",
+        "rt-bad",
+    ]
     assert not list((tmp_path / "state").glob(".schedules.*.tmp"))
 
 
@@ -124,8 +145,15 @@ def test_schedule_fields_cannot_come_from_a_command_payload() -> None:
 def test_a_scheduled_start_that_fails_is_a_schedule_missed_not_a_rejection() -> None:
     bus = RecordingBus()
     engine = RoomEngine(Room("bedroom", MemoryStore(), lights=FakeLights()), bus, FakeClock(), builtin_routines())
-    engine.submit(Command(action="start", routine="gone", source="schedule", schedule_id="rt-1",
-                          schedule_details={"scheduled_for": "2026-11-23T20:00:00.000Z"}))
+    engine.submit(
+        Command(
+            action="start",
+            routine="gone",
+            source="schedule",
+            schedule_id="rt-1",
+            schedule_details={"scheduled_for": "2026-11-23T20:00:00.000Z"},
+        )
+    )
     engine.process()
     assert bus.names() == ["schedule_missed"]
     missed = bus.events[0]
@@ -136,10 +164,32 @@ def test_a_scheduled_start_that_fails_is_a_schedule_missed_not_a_rejection() -> 
 
 def test_cli_schedule_arguments_become_the_request_body() -> None:
     parser = build_parser()
-    args = parser.parse_args(["schedule", "add", "--room", "bedroom", "--routine", "quick", "--every", "2 weeks",
-                              "--on", "sun", "--at", "10:00", "--starting", "2026-12-06"])
-    assert _schedule_body(args) == {"room": "bedroom", "routine": "quick", "every": "2 weeks", "on": "sun",
-                                    "at": "10:00", "starting": "2026-12-06"}
+    args = parser.parse_args(
+        [
+            "schedule",
+            "add",
+            "--room",
+            "bedroom",
+            "--routine",
+            "quick",
+            "--every",
+            "2 weeks",
+            "--on",
+            "sun",
+            "--at",
+            "10:00",
+            "--starting",
+            "2026-12-06",
+        ]
+    )
+    assert _schedule_body(args) == {
+        "room": "bedroom",
+        "routine": "quick",
+        "every": "2 weeks",
+        "on": "sun",
+        "at": "10:00",
+        "starting": "2026-12-06",
+    }
     args = parser.parse_args(["schedule", "add", "--room", "bedroom", "--once", "2026-12-24T18:30"])
     assert _schedule_body(args) == {"room": "bedroom", "once": "2026-12-24T18:30"}
     assert _schedule_body(parser.parse_args(["schedule", "remove", "rt-1"])) == {"id": "rt-1"}
@@ -149,10 +199,22 @@ def test_cli_schedule_arguments_become_the_request_body() -> None:
 
 
 def test_describe_is_one_readable_line() -> None:
-    line = describe({"id": "rt-1", "origin": "runtime", "room": "bedroom", "every": "2 weeks", "on": ["sun"],
-                     "at": "10:00", "starting": "2026-12-06", "next_local": "2026-12-06T10:00+01:00"})
-    assert line == "rt-1  bedroom  (room's routine)  every 2 weeks on Sun at 10:00 from 2026-12-06  [runtime]  " \
-                   "next 2026-12-06T10:00+01:00"
+    line = describe(
+        {
+            "id": "rt-1",
+            "origin": "runtime",
+            "room": "bedroom",
+            "every": "2 weeks",
+            "on": ["sun"],
+            "at": "10:00",
+            "starting": "2026-12-06",
+            "next_local": "2026-12-06T10:00+01:00",
+        }
+    )
+    assert (
+        line == "rt-1  bedroom  (room's routine)  every 2 weeks on Sun at 10:00 from 2026-12-06  [runtime]  "
+        "next 2026-12-06T10:00+01:00"
+    )
 
 
 def test_home_assistant_next_session_sensor_reads_next_session_at() -> None:

@@ -36,13 +36,16 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("tz", "first", "expected_utc"), [
-    # 20:00 local stays 20:00 local: the UTC time moves an hour earlier in spring, later in autumn.
-    (BERLIN, date(2026, 3, 15), [utc(2026, 3, 15, 19), utc(2026, 3, 29, 18), utc(2026, 4, 12, 18)]),
-    (BERLIN, date(2026, 10, 18), [utc(2026, 10, 18, 18), utc(2026, 11, 1, 19), utc(2026, 11, 15, 19)]),
-    (NEW_YORK, date(2026, 3, 1), [utc(2026, 3, 2, 1), utc(2026, 3, 16, 0), utc(2026, 3, 30, 0)]),
-    (NEW_YORK, date(2026, 10, 25), [utc(2026, 10, 26, 0), utc(2026, 11, 9, 1), utc(2026, 11, 23, 1)]),
-])
+@pytest.mark.parametrize(
+    ("tz", "first", "expected_utc"),
+    [
+        # 20:00 local stays 20:00 local: the UTC time moves an hour earlier in spring, later in autumn.
+        (BERLIN, date(2026, 3, 15), [utc(2026, 3, 15, 19), utc(2026, 3, 29, 18), utc(2026, 4, 12, 18)]),
+        (BERLIN, date(2026, 10, 18), [utc(2026, 10, 18, 18), utc(2026, 11, 1, 19), utc(2026, 11, 15, 19)]),
+        (NEW_YORK, date(2026, 3, 1), [utc(2026, 3, 2, 1), utc(2026, 3, 16, 0), utc(2026, 3, 30, 0)]),
+        (NEW_YORK, date(2026, 10, 25), [utc(2026, 10, 26, 0), utc(2026, 11, 9, 1), utc(2026, 11, 23, 1)]),
+    ],
+)
 def test_biweekly_at_20_stays_20_local_across_dst(tz: ZoneInfo, first: date, expected_utc: list[datetime]) -> None:
     schedule = spec(every="2 weeks", on="sun", at="20:00", starting=first)
     times = fires(tz, schedule, datetime.combine(first, datetime.min.time(), tzinfo=tz), 3)
@@ -52,12 +55,15 @@ def test_biweekly_at_20_stays_20_local_across_dst(tz: ZoneInfo, first: date, exp
     assert {b - a for a, b in itertools.pairwise(times)} != {timedelta(weeks=2)}
 
 
-@pytest.mark.parametrize(("tz", "after", "expected_utc"), [
-    (BERLIN, utc(2026, 3, 20), [utc(2026, 3, 20, 19), utc(2026, 3, 27, 19), utc(2026, 4, 3, 18)]),
-    (BERLIN, utc(2026, 10, 20), [utc(2026, 10, 23, 18), utc(2026, 10, 30, 19)]),
-    (NEW_YORK, utc(2026, 3, 1), [utc(2026, 3, 7, 1), utc(2026, 3, 14, 0)]),
-    (NEW_YORK, utc(2026, 10, 28), [utc(2026, 10, 31, 0), utc(2026, 11, 7, 1)]),
-])
+@pytest.mark.parametrize(
+    ("tz", "after", "expected_utc"),
+    [
+        (BERLIN, utc(2026, 3, 20), [utc(2026, 3, 20, 19), utc(2026, 3, 27, 19), utc(2026, 4, 3, 18)]),
+        (BERLIN, utc(2026, 10, 20), [utc(2026, 10, 23, 18), utc(2026, 10, 30, 19)]),
+        (NEW_YORK, utc(2026, 3, 1), [utc(2026, 3, 7, 1), utc(2026, 3, 14, 0)]),
+        (NEW_YORK, utc(2026, 10, 28), [utc(2026, 10, 31, 0), utc(2026, 11, 7, 1)]),
+    ],
+)
 def test_cron_friday_20_follows_local_time(tz: ZoneInfo, after: datetime, expected_utc: list[datetime]) -> None:
     times = fires(tz, spec(cron="0 20 * * fri"), after, len(expected_utc))
     assert times == expected_utc
@@ -77,24 +83,36 @@ def test_a_time_in_the_spring_gap_fires_as_the_clocks_jump_not_never() -> None:
     assert times[1].astimezone(BERLIN).strftime("%m-%d %H:%M %Z") == "03-29 03:30 CEST"
     cron = fires(BERLIN, spec(cron="30 2 * * sun"), utc(2026, 3, 28), 2)
     assert cron == [utc(2026, 3, 29, 1, 30), utc(2026, 4, 5, 0, 30)]
-    assert fires(NEW_YORK, spec(every="1 week", on="sun", at="02:30", starting=date(2026, 3, 1)),
-                 utc(2026, 3, 5), 2) == [utc(2026, 3, 8, 7, 30), utc(2026, 3, 15, 6, 30)]
+    assert fires(
+        NEW_YORK, spec(every="1 week", on="sun", at="02:30", starting=date(2026, 3, 1)), utc(2026, 3, 5), 2
+    ) == [utc(2026, 3, 8, 7, 30), utc(2026, 3, 15, 6, 30)]
     booked = ApsFireTimes(BERLIN).next_after(spec(once="2026-03-29T02:30"), utc(2026, 1, 1))
     assert booked == utc(2026, 3, 29, 1, 30)
 
 
-@pytest.mark.parametrize(("tz", "schedule", "after", "expected_utc"), [
-    # 02:30 happens twice in Berlin on 2026-10-25, 01:30 twice in New York on 2026-11-01: one run each.
-    (BERLIN, {"cron": "30 2 * * *"}, utc(2026, 10, 24, 12),
-     [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]),
-    (BERLIN, {"every": "1 week", "on": "sun", "at": "02:30", "starting": "2026-10-18"}, utc(2026, 10, 20),
-     [utc(2026, 10, 25, 0, 30), utc(2026, 11, 1, 1, 30)]),
-    (NEW_YORK, {"cron": "30 1 * * sun"}, utc(2026, 10, 28), [utc(2026, 11, 1, 5, 30), utc(2026, 11, 8, 6, 30)]),
-    (NEW_YORK, {"every": "2 weeks", "on": "sun", "at": "01:30", "starting": "2026-10-18"}, utc(2026, 10, 20),
-     [utc(2026, 11, 1, 5, 30), utc(2026, 11, 15, 6, 30)]),
-])
+@pytest.mark.parametrize(
+    ("tz", "schedule", "after", "expected_utc"),
+    [
+        # 02:30 happens twice in Berlin on 2026-10-25, 01:30 twice in New York on 2026-11-01: one run each.
+        (BERLIN, {"cron": "30 2 * * *"}, utc(2026, 10, 24, 12), [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]),
+        (
+            BERLIN,
+            {"every": "1 week", "on": "sun", "at": "02:30", "starting": "2026-10-18"},
+            utc(2026, 10, 20),
+            [utc(2026, 10, 25, 0, 30), utc(2026, 11, 1, 1, 30)],
+        ),
+        (NEW_YORK, {"cron": "30 1 * * sun"}, utc(2026, 10, 28), [utc(2026, 11, 1, 5, 30), utc(2026, 11, 8, 6, 30)]),
+        (
+            NEW_YORK,
+            {"every": "2 weeks", "on": "sun", "at": "01:30", "starting": "2026-10-18"},
+            utc(2026, 10, 20),
+            [utc(2026, 11, 1, 5, 30), utc(2026, 11, 15, 6, 30)],
+        ),
+    ],
+)
 def test_a_repeated_autumn_time_fires_once_at_its_first_occurrence(
-        tz: ZoneInfo, schedule: dict[str, str], after: datetime, expected_utc: list[datetime]) -> None:
+    tz: ZoneInfo, schedule: dict[str, str], after: datetime, expected_utc: list[datetime]
+) -> None:
     assert fires(tz, spec(**schedule), after, 2) == expected_utc
 
 
@@ -123,10 +141,18 @@ def test_crontab_weekday_numbers_count_from_sunday() -> None:
     assert friday is not None and friday.astimezone(BERLIN).strftime("%a %Y-%m-%d %H:%M") == "Fri 2026-11-27 20:00"
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("61 * * * *", "61"), ("0 25 * * *", "25"), ("* * * * funday", "funday"), ("0 20 * * 8", "out of range"),
-    ("0 20 * * 5-1", "backwards"), ("0 20 * *", "five fields"), ("0 20 * * fri extra", "five fields"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("61 * * * *", "61"),
+        ("0 25 * * *", "25"),
+        ("* * * * funday", "funday"),
+        ("0 20 * * 8", "out of range"),
+        ("0 20 * * 5-1", "backwards"),
+        ("0 20 * *", "five fields"),
+        ("0 20 * * fri extra", "five fields"),
+    ],
+)
 def test_bad_cron_lines_are_refused_with_a_reason(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_cron(line)
@@ -147,8 +173,12 @@ def test_once_is_local_time_and_only_in_the_future() -> None:
 
 def test_every_day_and_multiple_weekdays() -> None:
     daily = fires(BERLIN, spec(every="1 day", at="06:45", starting=date(2026, 3, 27)), utc(2026, 3, 1), 4)
-    assert [t.astimezone(BERLIN).strftime("%d %H:%M") for t in daily] == ["27 06:45", "28 06:45", "29 06:45",
-                                                                          "30 06:45"]
+    assert [t.astimezone(BERLIN).strftime("%d %H:%M") for t in daily] == [
+        "27 06:45",
+        "28 06:45",
+        "29 06:45",
+        "30 06:45",
+    ]
     assert daily[2] - daily[1] == timedelta(hours=23)
     with pytest.raises(ValueError, match="on goes with every N weeks"):
         spec(every="2 days", on="sun", at="10:00")

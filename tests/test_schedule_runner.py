@@ -16,8 +16,12 @@ from relaxd.core.config import Settings
 from tests.fakes import FakeClock, FakeLights, FakeSpeaker, RecordingBus
 
 BERLIN = ZoneInfo("Europe/Berlin")
-SHORT = {"phases": [{"name": "one", "duration": "60s", "lights": {"brightness": "40%"}},
-                    {"name": "two", "duration": "60s", "lights": {"brightness": "20%"}}]}
+SHORT = {
+    "phases": [
+        {"name": "one", "duration": "60s", "lights": {"brightness": "40%"}},
+        {"name": "two", "duration": "60s", "lights": {"brightness": "20%"}},
+    ]
+}
 # Monday 2026-11-23 12:00 in Berlin (11:00 UTC).
 MONDAY_NOON = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
 
@@ -42,21 +46,32 @@ class Site:
     def __init__(self, tmp_path: Path, schedules: list[dict[str, Any]] | None = None, grace: str = "15m") -> None:
         self.clock = FakeClock()
         self.clock.wall0 = MONDAY_NOON
-        self.settings = Settings.model_validate({
-            "timezone": "Europe/Berlin", "state_dir": tmp_path / "state", "misfire_grace": grace,
-            "hue": {"host": "127.0.0.1:9", "username": "u"},
-            "rooms": {"bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
-                      "studio": {"lights": {"names": ["a"]}, "routine": "short"}},
-            "routines": {"short": SHORT}, "schedules": schedules or [],
-        })
+        self.settings = Settings.model_validate(
+            {
+                "timezone": "Europe/Berlin",
+                "state_dir": tmp_path / "state",
+                "misfire_grace": grace,
+                "hue": {"host": "127.0.0.1:9", "username": "u"},
+                "rooms": {
+                    "bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
+                    "studio": {"lights": {"names": ["a"]}, "routine": "short"},
+                },
+                "routines": {"short": SHORT},
+                "schedules": schedules or [],
+            }
+        )
         self.daemon: Daemon
         self.bus: Bus
 
     def start(self) -> Site:
         self.bus = Bus()
         devices = {"bedroom": (FakeLights(), FakeSpeaker()), "studio": (FakeLights(), None)}
-        self.daemon = Daemon(self.settings, clock=self.clock, devices=devices,  # type: ignore[arg-type]
-                             bus_factory=lambda _: self.bus)
+        self.daemon = Daemon(
+            self.settings,
+            clock=self.clock,
+            devices=devices,  # type: ignore[arg-type]
+            bus_factory=lambda _: self.bus,
+        )
         self.daemon.build()
         assert self.daemon.schedules is not None
         self.daemon.schedules.load()  # the order of Daemon.run: schedules, then recovery, then the rooms
@@ -195,8 +210,10 @@ def test_a_config_schedule_seen_for_the_first_time_reports_nothing_from_before(t
 
 
 def test_run_time_schedules_survive_restarts_without_duplicates(tmp_path: Path) -> None:
-    config = [{"room": "bedroom", "routine": "classic", "cron": "0 20 * * fri"},
-              {"room": "studio", "every": "2 weeks", "on": "sun", "at": "10:00"}]
+    config = [
+        {"room": "bedroom", "routine": "classic", "cron": "0 20 * * fri"},
+        {"room": "studio", "every": "2 weeks", "on": "sun", "at": "10:00"},
+    ]
     site = Site(tmp_path, schedules=config).start()
     first = site.listed()
     config_ids = [s["id"] for s in first]
@@ -220,9 +237,16 @@ def test_run_time_schedules_survive_restarts_without_duplicates(tmp_path: Path) 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     doc = json.loads(path.read_text())  # plain data: specs and times
     assert [s["spec"] for s in doc["schedules"]] == [
-        {"room": "bedroom", "routine": "quick", "every": "1 week", "on": "wed", "at": "19:00",
-         "starting": "2026-11-23"},
-        {"room": "studio", "once": "2026-12-24T18:30:00"}]
+        {
+            "room": "bedroom",
+            "routine": "quick",
+            "every": "1 week",
+            "on": "wed",
+            "at": "19:00",
+            "starting": "2026-11-23",
+        },
+        {"room": "studio", "once": "2026-12-24T18:30:00"},
+    ]
     assert set(doc["checked"]) == {*config_ids, a["id"], c["id"]} and set(doc["anchors"]) == {config_ids[1]}
 
 
@@ -259,19 +283,22 @@ def test_a_past_run_time_once_is_dropped_a_day_later(tmp_path: Path) -> None:
     assert site.listed() == []
 
 
-@pytest.mark.parametrize(("body", "error"), [
-    ({"room": "bedroom", "cron": "61 * * * *"}, "cron: bad field '61'"),
-    ({"room": "bedroom", "cron": "0 20 * *"}, "cron needs five fields"),
-    ({"room": "attic", "cron": "0 20 * * fri"}, "room: unknown room 'attic'"),
-    ({"room": "bedroom", "routine": "marathon", "cron": "0 20 * * fri"}, "routine: unknown routine 'marathon'"),
-    ({"room": "bedroom", "every": "2 weeks", "on": "funday", "at": "10:00"}, "unknown weekday 'funday'"),
-    ({"room": "bedroom", "every": "0 weeks", "on": "sun", "at": "10:00"}, "every must look like"),
-    ({"room": "bedroom", "every": "2 weeks", "on": "sun"}, "every needs at"),
-    ({"room": "bedroom", "once": "2026-11-22T10:00"}, "is not in the future"),
-    ({"room": "bedroom", "once": "next tuesday"}, "once: Input should be a valid datetime"),
-    ({"room": "bedroom", "cron": "0 20 * * fri", "once": "2026-12-24T18:30"}, "give exactly one of"),
-    ({"room": "bedroom", "cron": "0 20 * * fri", "volume": 3}, "volume: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"room": "bedroom", "cron": "61 * * * *"}, "cron: bad field '61'"),
+        ({"room": "bedroom", "cron": "0 20 * *"}, "cron needs five fields"),
+        ({"room": "attic", "cron": "0 20 * * fri"}, "room: unknown room 'attic'"),
+        ({"room": "bedroom", "routine": "marathon", "cron": "0 20 * * fri"}, "routine: unknown routine 'marathon'"),
+        ({"room": "bedroom", "every": "2 weeks", "on": "funday", "at": "10:00"}, "unknown weekday 'funday'"),
+        ({"room": "bedroom", "every": "0 weeks", "on": "sun", "at": "10:00"}, "every must look like"),
+        ({"room": "bedroom", "every": "2 weeks", "on": "sun"}, "every needs at"),
+        ({"room": "bedroom", "once": "2026-11-22T10:00"}, "is not in the future"),
+        ({"room": "bedroom", "once": "next tuesday"}, "once: Input should be a valid datetime"),
+        ({"room": "bedroom", "cron": "0 20 * * fri", "once": "2026-12-24T18:30"}, "give exactly one of"),
+        ({"room": "bedroom", "cron": "0 20 * * fri", "volume": 3}, "volume: unknown key"),
+    ],
+)
 def test_bad_add_requests_are_refused_with_a_reason(tmp_path: Path, body: dict[str, Any], error: str) -> None:
     site = Site(tmp_path).start()
     reply = site.request("schedule/add", {**body, "transaction": "t-42"})

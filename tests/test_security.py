@@ -36,8 +36,15 @@ def tls_collector(broker: Mosquitto, port: int, ca: Path, topics: list[str]) -> 
     return collector
 
 
-def connect_outcome(host: str, port: int, *, username: str | None = None, password: str | None = None,
-                    ca: Path | None = None, timeout_s: float = 5.0) -> str:
+def connect_outcome(
+    host: str,
+    port: int,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ca: Path | None = None,
+    timeout_s: float = 5.0,
+) -> str:
     """What the broker says to a client: "Success", "Not authorized", ... or "no answer"."""
     done = threading.Event()
     outcome = ["no answer"]
@@ -72,20 +79,34 @@ def tree_modes(root: Path) -> dict[str, str]:
 
 
 def test_the_daemon_runs_over_tls_with_a_password_and_never_shows_a_secret(
-        tmp_path: Path, mosquitto_factory: MosquittoFactory) -> None:
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
     ca, cert, key = make_certificates(tmp_path)
     passwd = write_password_file(tmp_path / "passwd", {"relaxd": MQTT_SECRET, "observer": OBSERVER_SECRET})
     tls_port = free_port()
-    broker = mosquitto_factory(allow_anonymous=False, password_file=passwd, extra_conf=(
-        f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n")).start()
+    broker = mosquitto_factory(
+        allow_anonymous=False,
+        password_file=passwd,
+        extra_conf=(f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"),
+    ).start()
     assert wait_until(lambda: f"port {tls_port}" in broker.log_text(), 5)
     rig = Rig(tmp_path, broker)
     hue_secret = rig.hue.username
     try:
-        reconfigure(rig, lambda c: c.update(
-            log_level="DEBUG",
-            mqtt={"host": "127.0.0.1", "port": tls_port, "username": "relaxd", "password": MQTT_SECRET,
-                  "tls": {"ca_certs": str(ca)}, "keepalive": "10s"}))
+        reconfigure(
+            rig,
+            lambda c: c.update(
+                log_level="DEBUG",
+                mqtt={
+                    "host": "127.0.0.1",
+                    "port": tls_port,
+                    "username": "relaxd",
+                    "password": MQTT_SECRET,
+                    "tls": {"ca_certs": str(ca)},
+                    "keepalive": "10s",
+                },
+            ),
+        )
         # The broker lets nobody in without the password, over TLS or not.
         assert connect_outcome(broker.host, broker.port) == "Not authorized"
         assert connect_outcome(broker.host, tls_port, ca=ca) == "Not authorized"
@@ -120,39 +141,59 @@ def test_the_daemon_runs_over_tls_with_a_password_and_never_shows_a_secret(
         assert " DEBUG " in log and "over TLS" in log and "hue GET /api/***/" in log
         assert "unauthorized user" in log  # the error was logged, only without the username
         everything = [log, *(m.payload.decode("utf-8", "replace") for m in msgs), *(m.topic for m in msgs)]
-        check = subprocess.run([sys.executable, "-m", "relaxd", "check-config", "-c", str(rig.config)],
-                               capture_output=True, text=True, timeout=60, check=False)
+        check = subprocess.run(
+            [sys.executable, "-m", "relaxd", "check-config", "-c", str(rig.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert check.returncode == 0 and "**********" in check.stdout
         bad = rig.config.with_name("bad.yaml")
-        bad.write_text(rig.config.read_text().replace("mqtt:", "mqtt:\n  colour: red", 1)
-                       .replace("timeout: 2s", "timeout: soon"))
-        error = subprocess.run([sys.executable, "-m", "relaxd", "check-config", "-c", str(bad)],
-                               capture_output=True, text=True, timeout=60, check=False)
+        bad.write_text(
+            rig.config.read_text().replace("mqtt:", "mqtt:\n  colour: red", 1).replace("timeout: 2s", "timeout: soon")
+        )
+        error = subprocess.run(
+            [sys.executable, "-m", "relaxd", "check-config", "-c", str(bad)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert error.returncode == 78 and "mqtt.colour: unknown key" in error.stderr
         everything += [check.stdout, check.stderr, error.stdout, error.stderr]
         for secret in (MQTT_SECRET, hue_secret):
-            leaks = [text[max(0, text.find(secret) - 80):text.find(secret) + 40] for text in everything
-                     if secret in text]
+            leaks = [
+                text[max(0, text.find(secret) - 80) : text.find(secret) + 40] for text in everything if secret in text
+            ]
             assert not leaks, leaks
     finally:
         rig.close()
 
 
 def test_the_daemon_refuses_a_broker_it_cannot_verify_and_survives_being_refused(
-        tmp_path: Path, mosquitto_factory: MosquittoFactory) -> None:
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
     ca, cert, key = make_certificates(tmp_path)
     other_dir = tmp_path / "other-ca"
     other_dir.mkdir()
     other_ca, _, _ = make_certificates(other_dir)
     passwd = write_password_file(tmp_path / "passwd", {"relaxd": MQTT_SECRET, "observer": OBSERVER_SECRET})
     tls_port = free_port()
-    broker = mosquitto_factory(allow_anonymous=False, password_file=passwd, extra_conf=(
-        f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n")).start()
+    broker = mosquitto_factory(
+        allow_anonymous=False,
+        password_file=passwd,
+        extra_conf=(f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"),
+    ).start()
     assert wait_until(lambda: f"port {tls_port}" in broker.log_text(), 5)
     cases = {
         # A broker whose certificate another CA signed: relaxd must not talk to it at all.
-        "untrusted": {"port": tls_port, "username": "relaxd", "password": MQTT_SECRET,
-                      "tls": {"ca_certs": str(other_ca)}},
+        "untrusted": {
+            "port": tls_port,
+            "username": "relaxd",
+            "password": MQTT_SECRET,
+            "tls": {"ca_certs": str(other_ca)},
+        },
         # No password: the broker refuses relaxd, and relaxd keeps trying without dying.
         "anonymous": {"port": tls_port, "tls": {"ca_certs": str(ca)}},
     }
@@ -168,10 +209,12 @@ def test_the_daemon_refuses_a_broker_it_cannot_verify_and_survives_being_refused
                 reconfigure(rig, lambda c, m=client: c.update(log_level="DEBUG", mqtt=m))  # type: ignore[misc]
                 rig.start_daemon()
             untrusted, anonymous = rigs
-            assert wait_until(lambda: "certificate verify failed" in untrusted.daemon_log(), 20, 0.1), \
+            assert wait_until(lambda: "certificate verify failed" in untrusted.daemon_log(), 20, 0.1), (
                 untrusted.daemon_log()
-            assert wait_until(lambda: "refused the connection" in anonymous.daemon_log(), 20, 0.1), \
+            )
+            assert wait_until(lambda: "refused the connection" in anonymous.daemon_log(), 20, 0.1), (
                 anonymous.daemon_log()
+            )
             assert wait_until(lambda: "not authorised" in broker.log_text().lower(), 5, 0.1)
             assert observer.on("relaxd/status") == []  # neither got in
             for rig in rigs:

@@ -14,17 +14,30 @@ from relaxd.core.room import Room
 from relaxd.core.routines import Routine, builtin_routines
 from tests.fakes import FakeClock, FakeLights, FakeSpeaker, MemoryStore, RecordingBus
 
-ROUTINE = Routine.model_validate({
-    "check_in_every": "50s",
-    "phases": [
-        {"name": "one", "duration": "60s", "intensity": 0.2, "cues": {"table_heat": "warm"},
-         "lights": {"brightness": "40%", "color_temp": "2500K", "transition": "10s"},
-         "music": {"volume": 12, "ramp": "20s"}},
-        {"name": "two", "technique": "petrissage", "duration": "2m", "intensity": 0.6,
-         "lights": {"brightness": "30%", "color_temp": "2200K"}, "music": {"volume": 50}},
-        {"name": "three", "duration": "30s", "lights": {"brightness": "10%"}, "music": {"volume": 8}},
-    ],
-})
+ROUTINE = Routine.model_validate(
+    {
+        "check_in_every": "50s",
+        "phases": [
+            {
+                "name": "one",
+                "duration": "60s",
+                "intensity": 0.2,
+                "cues": {"table_heat": "warm"},
+                "lights": {"brightness": "40%", "color_temp": "2500K", "transition": "10s"},
+                "music": {"volume": 12, "ramp": "20s"},
+            },
+            {
+                "name": "two",
+                "technique": "petrissage",
+                "duration": "2m",
+                "intensity": 0.6,
+                "lights": {"brightness": "30%", "color_temp": "2200K"},
+                "music": {"volume": 50},
+            },
+            {"name": "three", "duration": "30s", "lights": {"brightness": "10%"}, "music": {"volume": 8}},
+        ],
+    }
+)
 
 
 class Rig:
@@ -38,11 +51,23 @@ class Rig:
         self.original_speaker = self.speaker.snapshot()
         self.lights.calls.clear()
         self.speaker.calls.clear()
-        room = Room("bedroom", self.store, lights=self.lights if lights else None,
-                    speaker=self.speaker if speaker else None, music=MusicSource(favorite="Spa Radio"),
-                    max_volume=max_volume, restore_fade_s=5.0)
-        self.engine = RoomEngine(room, self.bus, self.clock, {**builtin_routines(), "test": ROUTINE},
-                                 default_routine="test", retry_every_s=10.0)
+        room = Room(
+            "bedroom",
+            self.store,
+            lights=self.lights if lights else None,
+            speaker=self.speaker if speaker else None,
+            music=MusicSource(favorite="Spa Radio"),
+            max_volume=max_volume,
+            restore_fade_s=5.0,
+        )
+        self.engine = RoomEngine(
+            room,
+            self.bus,
+            self.clock,
+            {**builtin_routines(), "test": ROUTINE},
+            default_routine="test",
+            retry_every_s=10.0,
+        )
 
     def send(self, action: str, **kw: Any) -> None:
         self.engine.submit(Command(action=action, **kw))  # type: ignore[arg-type]
@@ -289,8 +314,11 @@ def test_restore_is_retried_with_backoff_until_it_succeeds() -> None:
 
 def test_a_leftover_snapshot_is_restored_at_start_up() -> None:
     rig = Rig()
-    rig.store.data["bedroom"] = {"session_id": "dead", "routine": "test",
-                                 "devices": {"lights": {"1": {"on": False, "bri": 3}}}}
+    rig.store.data["bedroom"] = {
+        "session_id": "dead",
+        "routine": "test",
+        "devices": {"lights": {"1": {"on": False, "bri": 3}}},
+    }
     rig.engine.recover()
     assert rig.lights.calls[0] == ("restore", {"1": {"on": False, "bri": 3}})
     restored = rig.bus.of("room_restored")[0]
@@ -327,9 +355,21 @@ def test_state_payload_has_every_contract_field() -> None:
     rig = Rig()
     rig.send("start")
     state = rig.engine.status()
-    assert set(state) == {"room", "state", "session_id", "routine", "phase", "phase_index", "phase_count",
-                          "phase_started_at", "phase_ends_at", "session_started_at", "session_ends_at",
-                          "next_session_at", "devices"}
+    assert set(state) == {
+        "room",
+        "state",
+        "session_id",
+        "routine",
+        "phase",
+        "phase_index",
+        "phase_count",
+        "phase_started_at",
+        "phase_ends_at",
+        "session_started_at",
+        "session_ends_at",
+        "next_session_at",
+        "devices",
+    }
     assert state["phase"] == "one" and state["phase_ends_at"] == "2026-11-23T20:01:00.000Z"
     assert rig.bus.phases[-1] == "one"
 

@@ -57,8 +57,7 @@ def volumes_set(sim: SonosSpeakerSim, since: float = 0.0) -> list[int]:
     return [int(c.args["DesiredVolume"]) for c in sim.requests("SetVolume") if c.at >= since]
 
 
-def session(speaker: SonosSpeaker, sim: SonosSpeakerSim, source: MusicSource,
-            volume: int = 20) -> SnapshotData:
+def session(speaker: SonosSpeaker, sim: SonosSpeakerSim, source: MusicSource, volume: int = 20) -> SnapshotData:
     """Snapshot, then start relaxd's music and wait until its ramp is done."""
     data: SnapshotData = json.loads(json.dumps(speaker.snapshot()))  # as the store keeps it
     speaker.start_music(source, volume, 0.1)
@@ -70,8 +69,7 @@ def test_the_adapter_has_the_speaker_port_s_methods_and_construction_does_no_io(
     adapter: Speaker = SonosSpeaker(host="127.0.0.1:9")  # nothing listens there: no I/O yet
     for name in ("snapshot", "start_music", "set_volume", "restore", "check"):
         port_method = inspect.signature(getattr(Speaker, name))
-        assert inspect.signature(getattr(SonosSpeaker, name)).parameters.keys() == (
-            port_method.parameters.keys()), name
+        assert inspect.signature(getattr(SonosSpeaker, name)).parameters.keys() == (port_method.parameters.keys()), name
     with pytest.raises(DeviceError):
         adapter.check()
 
@@ -83,8 +81,7 @@ def test_ramp_steps_are_linear_and_at_most_ten_a_second() -> None:
 
 
 @given(st.integers(0, 100), st.integers(0, 100), st.floats(0, 120))
-def test_a_ramp_never_overshoots_and_ends_on_time_at_its_target(
-        start: int, target: int, ramp_s: float) -> None:
+def test_a_ramp_never_overshoots_and_ends_on_time_at_its_target(start: int, target: int, ramp_s: float) -> None:
     steps = ramp_steps(start, target, ramp_s)
     if start == target:
         assert steps == []
@@ -100,7 +97,8 @@ def test_a_ramp_never_overshoots_and_ends_on_time_at_its_target(
 
 
 def test_a_playing_queue_comes_back_with_track_position_and_volume_faded_in(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    sim: SonosSpeakerSim, speaker: SonosSpeaker
+) -> None:
     before = sim.state()
     data = session(speaker, sim, MusicSource(playlist="Calm"))
     assert sim.state().queue[0] == CALM_FIRST  # the session really replaced the queue
@@ -117,8 +115,7 @@ def test_a_playing_queue_comes_back_with_track_position_and_volume_faded_in(
     assert not report.unrestorable and not report.left_alone
 
 
-def test_a_radio_station_comes_back_and_the_queue_too(sim: SonosSpeakerSim,
-                                                     speaker: SonosSpeaker) -> None:
+def test_a_radio_station_comes_back_and_the_queue_too(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     sim.hand_play_uri(SPA_RADIO)
     queue = sim.state().queue
     data = session(speaker, sim, MusicSource(playlist="Calm"))
@@ -127,15 +124,13 @@ def test_a_radio_station_comes_back_and_the_queue_too(sim: SonosSpeakerSim,
     assert (after.uri, after.transport_state, after.queue) == (SPA_RADIO, "PLAYING", queue)
 
 
-def test_a_paused_speaker_comes_back_paused_at_its_position(sim: SonosSpeakerSim,
-                                                           speaker: SonosSpeaker) -> None:
+def test_a_paused_speaker_comes_back_paused_at_its_position(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     sim.load_queue(track=3, position_s=100, transport_state="PAUSED_PLAYBACK")
     sim.hand_set_mute(False)
     data = session(speaker, sim, MusicSource(favorite="Spa Radio"))
     report = speaker.restore(data, fade_s=0.2)
     after = sim.state()
-    assert (after.transport_state, after.track, after.uri) == ("PAUSED_PLAYBACK", 3,
-                                                               sim.queue_uri())
+    assert (after.transport_state, after.track, after.uri) == ("PAUSED_PLAYBACK", 3, sim.queue_uri())
     assert 100 <= after.position_s < 101
     assert (after.mute, after.volume) == (False, 25)
     assert "play_state" in report.restored
@@ -150,27 +145,33 @@ def test_a_stopped_speaker_stays_stopped(sim: SonosSpeakerSim, speaker: SonosSpe
     assert not any(c.action == "RampToVolume" for c in sim.requests())
 
 
-def test_a_snapshot_restores_from_a_new_process(sim: SonosSpeakerSim, speaker: SonosSpeaker,
-                                               tmp_path: Path) -> None:
+def test_a_snapshot_restores_from_a_new_process(sim: SonosSpeakerSim, speaker: SonosSpeaker, tmp_path: Path) -> None:
     before = sim.state()
     path = tmp_path / "room.json"
     path.write_text(json.dumps(speaker.snapshot()))
     speaker.start_music(MusicSource(playlist="Deep Relaxation"), 12, 0)
     assert sim.state().queue != before.queue
-    code = ("import json, sys; from relaxd.adapters.sonos import SonosSpeaker; "
-            "report = SonosSpeaker(host=sys.argv[1]).restore("
-            "json.loads(open(sys.argv[2]).read()), fade_s=0.1); print(json.dumps(vars(report)))")
+    code = (
+        "import json, sys; from relaxd.adapters.sonos import SonosSpeaker; "
+        "report = SonosSpeaker(host=sys.argv[1]).restore("
+        "json.loads(open(sys.argv[2]).read()), fade_s=0.1); print(json.dumps(vars(report)))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code, sim.address, str(path)], env=env,
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, sim.address, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     after = sim.state()
     assert (after.queue, after.track, after.uri, after.volume) == (before.queue, 2, before.uri, 25)
     assert after.transport_state == "PLAYING" and "queue" in report["restored"]
 
 
-def test_a_restore_that_failed_half_way_is_retried_to_the_same_end(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+def test_a_restore_that_failed_half_way_is_retried_to_the_same_end(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     before = sim.state()
     data = session(speaker, sim, MusicSource(favorite="Spa Radio"))
     sim.fail_next("Seek", 501)
@@ -184,13 +185,12 @@ def test_a_restore_that_failed_half_way_is_retried_to_the_same_end(
 
 
 def test_snapshot_data_holds_every_captured_attribute_and_bad_data_is_a_device_error(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    sim: SonosSpeakerSim, speaker: SonosSpeaker
+) -> None:
     data = speaker.snapshot()
     state = data["state"]
-    assert (state["media_uri"], state["playlist_position"], state["track_position"]) == (
-        sim.queue_uri(), 2, "0:00:41")
-    assert (state["volume"], state["transport_state"], state["play_mode"]) == (25, "PLAYING",
-                                                                               "NORMAL")
+    assert (state["media_uri"], state["playlist_position"], state["track_position"]) == (sim.queue_uri(), 2, "0:00:41")
+    assert (state["volume"], state["transport_state"], state["play_mode"]) == (25, "PLAYING", "NORMAL")
     assert len(data["queue"]) == 4 and "Kitchen Disco" in data["queue"][0]
     with pytest.raises(DeviceError) as error:
         speaker.restore({"format": "something else"}, fade_s=0)
@@ -202,7 +202,8 @@ def test_snapshot_data_holds_every_captured_attribute_and_bad_data_is_a_device_e
 
 
 def test_a_favorite_is_found_and_played_on_a_ramp_capped_at_max_volume(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    sim: SonosSpeakerSim, speaker: SonosSpeaker
+) -> None:
     speaker.snapshot()
     began = time.monotonic()
     speaker.start_music(MusicSource(favorite="Spa Radio"), 40, 0.6)
@@ -221,16 +222,14 @@ def test_a_favorite_is_found_and_played_on_a_ramp_capped_at_max_volume(
     assert ramp[0] == 0 and ramp == sorted(ramp) and max(ramp) == 30  # never above max_volume
 
 
-def test_a_playlist_favorite_plays_from_the_queue(sim: SonosSpeakerSim,
-                                                 speaker: SonosSpeaker) -> None:
+def test_a_playlist_favorite_plays_from_the_queue(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     speaker.start_music(MusicSource(favorite="calm"), 10, 0)  # titles match ignoring case
     state = sim.state()
     assert (state.uri, state.track_uri, len(state.queue)) == (sim.queue_uri(), CALM_FIRST, 4)
     assert state.volume == 10
 
 
-def test_an_unknown_favorite_names_what_exists_and_changes_nothing(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+def test_an_unknown_favorite_names_what_exists_and_changes_nothing(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     with pytest.raises(DeviceError) as error:
         speaker.start_music(MusicSource(favorite="Whale Song"), 10, 0)
     assert "Whale Song" in error.value.message and "'Spa Radio'" in error.value.message
@@ -240,8 +239,7 @@ def test_an_unknown_favorite_names_what_exists_and_changes_nothing(
     assert (sim.state().volume, sim.state().uri) == (25, sim.queue_uri())
 
 
-def test_set_volume_ramps_down_and_caps_a_jump_up(sim: SonosSpeakerSim,
-                                                 speaker: SonosSpeaker) -> None:
+def test_set_volume_ramps_down_and_caps_a_jump_up(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     session(speaker, sim, MusicSource(uri=OCEAN), volume=20)
     began = time.monotonic()
     speaker.set_volume(10, 0.3)
@@ -289,7 +287,8 @@ def test_a_grouped_speaker_is_driven_through_its_coordinator() -> None:
 
 
 def test_a_volume_changed_by_hand_is_kept_by_set_volume_and_restore(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    sim: SonosSpeakerSim, speaker: SonosSpeaker
+) -> None:
     before = sim.state()
     data = session(speaker, sim, MusicSource(favorite="Spa Radio"))
     sim.hand_set_volume(27)
@@ -303,8 +302,7 @@ def test_a_volume_changed_by_hand_is_kept_by_set_volume_and_restore(
     assert "source" in report.restored
 
 
-def test_a_hand_on_the_volume_stops_a_running_ramp(sim: SonosSpeakerSim,
-                                                  speaker: SonosSpeaker) -> None:
+def test_a_hand_on_the_volume_stops_a_running_ramp(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     began = time.monotonic()
     speaker.start_music(MusicSource(uri=OCEAN), 30, 1.5)
     # just after a step, so that no step of the ramp is under way when the hand comes
@@ -317,8 +315,7 @@ def test_a_hand_on_the_volume_stops_a_running_ramp(sim: SonosSpeakerSim,
     assert volumes_set(sim, touched) == [] and sim.state().volume == 3
 
 
-def test_music_changed_by_hand_is_left_playing(sim: SonosSpeakerSim,
-                                               speaker: SonosSpeaker) -> None:
+def test_music_changed_by_hand_is_left_playing(sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
     data = session(speaker, sim, MusicSource(favorite="Spa Radio"))
     sim.hand_play_uri(OCEAN)
     speaker.set_volume(5, 0)
@@ -332,7 +329,8 @@ def test_music_changed_by_hand_is_left_playing(sim: SonosSpeakerSim,
 
 
 def test_a_spotify_connect_source_is_reported_while_the_rest_is_restored(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    sim: SonosSpeakerSim, speaker: SonosSpeaker
+) -> None:
     sim.start_cloud_queue("spotify")
     sim.hand_set_mute(True)
     sim.hand_set_volume(33)
@@ -348,7 +346,8 @@ def test_a_spotify_connect_source_is_reported_while_the_rest_is_restored(
 
 
 def test_an_alexa_cloud_queue_is_reported_and_nothing_plays_instead(
-        sim: SonosSpeakerSim, speaker: SonosSpeaker) -> None:
+    sim: SonosSpeakerSim, speaker: SonosSpeaker
+) -> None:
     sim.start_cloud_queue("alexa")
     data = session(speaker, sim, MusicSource(uri=OCEAN))
     report = speaker.restore(data, fade_s=0.2)

@@ -70,13 +70,18 @@ def reference_services() -> dict[str, Any]:
     return {service["name"]: service for service in data["services"]}
 
 
-def soap(sim: SonosSpeakerSim, path: str, action: str, args: str = "",
-         service: str = "AVTransport") -> requests.Response:
-    body = ('<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
-            f'<s:Body><u:{action} xmlns:u="urn:schemas-upnp-org:service:{service}:1">{args}'
-            f"</u:{action}></s:Body></s:Envelope>")
-    headers = {"SOAPACTION": f'"urn:schemas-upnp-org:service:{service}:1#{action}"',
-               "Content-Type": 'text/xml; charset="utf-8"'}
+def soap(
+    sim: SonosSpeakerSim, path: str, action: str, args: str = "", service: str = "AVTransport"
+) -> requests.Response:
+    body = (
+        '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        f'<s:Body><u:{action} xmlns:u="urn:schemas-upnp-org:service:{service}:1">{args}'
+        f"</u:{action}></s:Body></s:Envelope>"
+    )
+    headers = {
+        "SOAPACTION": f'"urn:schemas-upnp-org:service:{service}:1#{action}"',
+        "Content-Type": 'text/xml; charset="utf-8"',
+    }
     return requests.post(f"http://{sim.address}{path}", data=body, headers=headers, timeout=5)
 
 
@@ -92,7 +97,11 @@ def test_every_action_has_the_real_speakers_urls_and_argument_names() -> None:
     for spec in SERVICES:
         real = reference[spec.name]
         assert (spec.service_type, spec.control_url, spec.event_url, spec.scpd_url) == (
-            real["serviceType"], real["controlURL"], real["eventSubURL"], real["discoveryUri"])
+            real["serviceType"],
+            real["controlURL"],
+            real["eventSubURL"],
+            real["discoveryUri"],
+        )
         actions = {a["name"]: a for a in real["actions"]}
         for name, (ins, outs) in spec.actions.items():
             assert ins == tuple(a["name"] for a in actions[name].get("inputs", [])), name
@@ -102,12 +111,14 @@ def test_every_action_has_the_real_speakers_urls_and_argument_names() -> None:
 def test_soco_reads_the_served_service_descriptions(sim: SonosSpeakerSim) -> None:
     player = device(sim)
     for spec in SERVICES:
-        service = {"AVTransport": player.avTransport, "RenderingControl": player.renderingControl,
-                   "ContentDirectory": player.contentDirectory,
-                   "DeviceProperties": player.deviceProperties,
-                   "ZoneGroupTopology": player.zoneGroupTopology}[spec.name]
-        parsed = {a.name: ([x.name for x in a.in_args], [x.name for x in a.out_args])
-                  for a in service.iter_actions()}
+        service = {
+            "AVTransport": player.avTransport,
+            "RenderingControl": player.renderingControl,
+            "ContentDirectory": player.contentDirectory,
+            "DeviceProperties": player.deviceProperties,
+            "ZoneGroupTopology": player.zoneGroupTopology,
+        }[spec.name]
+        parsed = {a.name: ([x.name for x in a.in_args], [x.name for x in a.out_args]) for a in service.iter_actions()}
         assert parsed == {k: (list(i), list(o)) for k, (i, o) in spec.actions.items()}
     # calls without explicit args go through those descriptions (soco's compose_args)
     assert player.deviceProperties.GetHouseholdID()["CurrentHouseholdID"] == sim.household.household_id
@@ -132,20 +143,24 @@ def test_fault_shape_unknown_action_is_401_in_the_control_namespace(sim: SonosSp
     response = soap(sim, "/MediaRenderer/AVTransport/Control", "Dance", "<InstanceID>0</InstanceID>")
     assert response.status_code == 500
     root = ET.fromstring(response.content)
-    fault = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body/"
-                      "{http://schemas.xmlsoap.org/soap/envelope/}Fault")
+    fault = root.find(
+        "{http://schemas.xmlsoap.org/soap/envelope/}Body/{http://schemas.xmlsoap.org/soap/envelope/}Fault"
+    )
     assert fault is not None and fault.findtext("faultstring") == "UPnPError"
     assert fault.findtext(".//{urn:schemas-upnp-org:control-1-0}errorCode") == "401"
     # an action sent to another service's control URL is unknown there too
-    wrong = soap(sim, "/MediaRenderer/RenderingControl/Control", "Play",
-                 "<InstanceID>0</InstanceID><Speed>1</Speed>")
+    wrong = soap(sim, "/MediaRenderer/RenderingControl/Control", "Play", "<InstanceID>0</InstanceID><Speed>1</Speed>")
     assert wrong.status_code == 500 and b"<errorCode>401</errorCode>" in wrong.content
 
 
 def test_missing_argument_is_402(sim: SonosSpeakerSim) -> None:
-    response = soap(sim, "/MediaRenderer/RenderingControl/Control", "SetVolume",
-                    "<InstanceID>0</InstanceID><Channel>Master</Channel>",
-                    service="RenderingControl")
+    response = soap(
+        sim,
+        "/MediaRenderer/RenderingControl/Control",
+        "SetVolume",
+        "<InstanceID>0</InstanceID><Channel>Master</Channel>",
+        service="RenderingControl",
+    )
     assert response.status_code == 500 and b"<errorCode>402</errorCode>" in response.content
     assert sim.state().volume == 25
 
@@ -201,8 +216,7 @@ def test_injected_fault_answers_once(sim: SonosSpeakerSim) -> None:
 # --- time: position and ramps -----------------------------------------------------------------
 
 
-def test_position_advances_while_playing_and_holds_while_paused(
-        timed: SonosSpeakerSim, clock: FakeClock) -> None:
+def test_position_advances_while_playing_and_holds_while_paused(timed: SonosSpeakerSim, clock: FakeClock) -> None:
     timed.load_queue(track=1, position_s=10)
     player = device(timed)
     clock.now_s += 65
@@ -221,8 +235,7 @@ def test_the_queue_moves_on_and_stops_at_its_end(timed: SonosSpeakerSim, clock: 
     player = device(timed)
     clock.now_s += 10
     info = player.get_current_track_info()
-    assert (info["playlist_position"], info["position"], info["title"]) == ("4", "0:00:06",
-                                                                          "Late Train")
+    assert (info["playlist_position"], info["position"], info["title"]) == ("4", "0:00:06", "Late Train")
     clock.now_s += 300
     assert player.get_current_transport_info()["current_transport_state"] == "STOPPED"
     assert timed.state().track == 1 and timed.state().position_s == 0
@@ -234,8 +247,7 @@ def test_position_advances_on_the_real_clock(sim: SonosSpeakerSim) -> None:
     assert sim.state().position_s > start_s + 0.9
 
 
-def test_ramp_types_follow_soco_s_documented_rates(timed: SonosSpeakerSim,
-                                                  clock: FakeClock) -> None:
+def test_ramp_types_follow_soco_s_documented_rates(timed: SonosSpeakerSim, clock: FakeClock) -> None:
     player = device(timed)
     player.volume = 20
     assert player.ramp_to_volume(30) == 8  # SLEEP_TIMER: 1.25 steps/s from the current volume
@@ -288,8 +300,7 @@ def test_a_sonos_playlist_goes_into_the_queue(sim: SonosSpeakerSim) -> None:
     assert set(playlists) == {"Calm", "Deep Relaxation"}
     player.clear_queue()
     assert player.add_to_queue(playlists["Calm"]) == 1
-    assert [t.title for t in player.get_queue()] == ["Morning Mist", "Slow Tide", "Warm Stones",
-                                                     "Cedar Breath"]
+    assert [t.title for t in player.get_queue()] == ["Morning Mist", "Slow Tide", "Warm Stones", "Cedar Breath"]
     assert player.queue_size == 4
     player.play_from_queue(2)
     info = player.get_current_track_info()
@@ -302,12 +313,24 @@ def test_soco_snapshot_sends_what_the_reference_lists(sim: SonosSpeakerSim) -> N
     sim.clear_requests()
     Snapshot(player, snapshot_queue=True).snapshot()
     assert [c.action for c in sim.requests()] == [
-        "GetMediaInfo", "GetVolume", "GetMute", "GetBass", "GetTreble", "GetLoudness",
-        "GetTransportSettings", "GetCrossfadeMode", "GetPositionInfo", "GetTransportInfo",
-        "Browse"]
+        "GetMediaInfo",
+        "GetVolume",
+        "GetMute",
+        "GetBass",
+        "GetTreble",
+        "GetLoudness",
+        "GetTransportSettings",
+        "GetCrossfadeMode",
+        "GetPositionInfo",
+        "GetTransportInfo",
+        "Browse",
+    ]
     browse = sim.requests("Browse")[0]
     assert (browse.service, browse.args["ObjectID"], browse.args["RequestedCount"]) == (
-        "ContentDirectory", "Q:0", "400")
+        "ContentDirectory",
+        "Q:0",
+        "400",
+    )
 
 
 # --- groups, lifecycle, latency ---------------------------------------------------------------
@@ -324,8 +347,7 @@ def test_two_speakers_grouped_under_a_coordinator() -> None:
         with pytest.raises(SoCoSlaveException):
             player.play()
         assert player.get_current_media_info()["uri"] == f"x-rincon:{lead.uid}"
-        raw = soap(member, "/MediaRenderer/AVTransport/Control", "Play",
-                   "<InstanceID>0</InstanceID><Speed>1</Speed>")
+        raw = soap(member, "/MediaRenderer/AVTransport/Control", "Play", "<InstanceID>0</InstanceID><Speed>1</Speed>")
         assert raw.status_code == 500 and b"<errorCode>701</errorCode>" in raw.content
         member.unjoin()
         soco.core.SoCo.zone_group_states.clear()  # soco caches the group state for 5 s
@@ -357,7 +379,11 @@ def test_latency_delays_answers_and_the_log_records_them() -> None:
         assert time.monotonic() - began >= 0.15
         (call,) = slow.requests()
         assert (call.service, call.action, call.args["DesiredMute"], call.error_code) == (
-            "RenderingControl", "SetMute", "1", None)
+            "RenderingControl",
+            "SetMute",
+            "1",
+            None,
+        )
 
 
 def test_a_hand_on_the_volume_ends_a_ramp(timed: SonosSpeakerSim, clock: FakeClock) -> None:

@@ -27,7 +27,6 @@ from tests.test_e2e_run import Rig, same_room
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 
 
-
 @pytest.fixture
 def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
     r = Rig(tmp_path, mosquitto, rooms=2)
@@ -38,8 +37,12 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
 def device_writes(rig: Rig) -> list[str]:
     """Every command (not a read) the simulators received."""
     hue = [f"hue {e.method} {e.path}" for e in rig.hue.request_log() if e.method != "GET"]
-    sonos = [f"{room} {c.action}" for room, sim in rig.speakers.items() for c in sim.requests()
-             if not c.action.startswith(("Get", "Browse"))]
+    sonos = [
+        f"{room} {c.action}"
+        for room, sim in rig.speakers.items()
+        for c in sim.requests()
+        if not c.action.startswith(("Get", "Browse"))
+    ]
     return hue + sonos
 
 
@@ -87,7 +90,9 @@ def test_a_full_state_dir_rejects_starts_and_leaves_no_partial_file(rig: Rig) ->
     limit = 200  # bytes: far less than any room's snapshot
     proc = subprocess.Popen(
         [sys.executable, "-m", "relaxd", "run", "-c", str(rig.config)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)

@@ -130,22 +130,30 @@ class ApsFireTimes:
         days = spec.weekdays()
         if days:
             # Each weekday is its own series, counted from its first date on or after `starting`.
-            firsts = [spec.starting + timedelta(days=(WEEKDAYS.index(d) - spec.starting.weekday()) % 7)
-                      for d in days]
+            firsts = [spec.starting + timedelta(days=(WEEKDAYS.index(d) - spec.starting.weekday()) % 7) for d in days]
         else:
             firsts = [spec.starting]
-        moments = [self._series_next(first, period_days, count if unit == "weeks" else 0,
-                                     hour, minute, after) for first in firsts]
+        moments = [
+            self._series_next(first, period_days, count if unit == "weeks" else 0, hour, minute, after)
+            for first in firsts
+        ]
         return min(moments)
 
-    def _series_next(self, first: date, period_days: int, weeks: int, hour: int, minute: int,
-                     after: datetime) -> datetime:
+    def _series_next(
+        self, first: date, period_days: int, weeks: int, hour: int, minute: int, after: datetime
+    ) -> datetime:
         after_day = after.astimezone(self.tz).date()
         # Jump close to `after` (a schedule may have started years ago): a series date before its day.
         skip = max(0, ((after_day - first).days - 1) // period_days)
         nominal = first + timedelta(days=skip * period_days)
-        trigger = CalendarIntervalTrigger(weeks=weeks, days=0 if weeks else period_days, hour=hour,
-                                          minute=minute, start_date=nominal, timezone=self.tz)
+        trigger = CalendarIntervalTrigger(
+            weeks=weeks,
+            days=0 if weeks else period_days,
+            hour=hour,
+            minute=minute,
+            start_date=nominal,
+            timezone=self.tz,
+        )
         previous: datetime | None = None
         while True:
             found: datetime = trigger.get_next_fire_time(previous, after)

@@ -100,7 +100,9 @@ class MqttBus:
         self._queued_offline = 0
 
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True,
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=True,
             protocol=mqtt.MQTTv311,
         )
         self._client.enable_logger(logging.getLogger(f"{__name__}.paho"))
@@ -130,9 +132,14 @@ class MqttBus:
                 return
             tls = self.config.tls
             set_tls(self._client, self.config)
-            log.info("MQTT connecting to %s:%d as %s%s%s", self.config.host, self.config.port, self.client_id,
-                     " over TLS" if tls is not None else "",
-                     " with a user name" if self.config.username else "")
+            log.info(
+                "MQTT connecting to %s:%d as %s%s%s",
+                self.config.host,
+                self.config.port,
+                self.client_id,
+                " over TLS" if tls is not None else "",
+                " with a user name" if self.config.username else "",
+            )
             self._client.connect_async(self.config.host, self.config.port, keepalive=self._keepalive())
             self._client.loop_start()
             self._started = True
@@ -219,8 +226,9 @@ class MqttBus:
         offline = not self._connected
         if offline and qos > 0:
             if self._queued_offline >= self.max_queued:
-                log.warning("MQTT queue full (%d messages wait for the broker); dropped a message on %s",
-                            self.max_queued, topic)
+                log.warning(
+                    "MQTT queue full (%d messages wait for the broker); dropped a message on %s", self.max_queued, topic
+                )
                 return None
             self._queued_offline += 1
         try:
@@ -237,13 +245,13 @@ class MqttBus:
 
     # paho callbacks, on paho's network thread. An exception escaping them would end that thread.
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
-                    reason: ReasonCode, properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, properties: Any
+    ) -> None:
         if self._stopping:
             return
         if reason.is_failure:
-            log.warning("MQTT broker %s:%d refused the connection: %s", self.config.host, self.config.port,
-                        reason)
+            log.warning("MQTT broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason)
             return
         self._outage_logged = False
         with self._lock:
@@ -282,8 +290,9 @@ class MqttBus:
         for topic, payload in self._retained.items():
             client.publish(topic, payload, qos=1, retain=True)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
-                       reason: ReasonCode, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any
+    ) -> None:
         # No lock here: a publisher holding it may be waiting for a paho mutex this thread holds.
         was_connected = self._connected
         self._connected = False
@@ -291,8 +300,7 @@ class MqttBus:
         if self._stopping:
             log.info("MQTT disconnected")
         elif was_connected:
-            log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.config.host,
-                        self.config.port, reason)
+            log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.config.host, self.config.port, reason)
         else:
             log.debug("MQTT connect attempt ended: %s", reason)
 
@@ -303,8 +311,12 @@ class MqttBus:
         self._outage_logged = True
         # paho does not say why; without a reason a wrong CA looks exactly like a broker that is down.
         reason = self._unreachable_reason()
-        log.warning("MQTT broker %s:%d unreachable%s; retrying with backoff", self.config.host,
-                    self.config.port, f" ({reason})" if reason else "")
+        log.warning(
+            "MQTT broker %s:%d unreachable%s; retrying with backoff",
+            self.config.host,
+            self.config.port,
+            f" ({reason})" if reason else "",
+        )
 
     def _unreachable_reason(self) -> str:
         """A second, plain attempt to find why connecting fails: refused, timed out, or TLS."""

@@ -40,8 +40,12 @@ class FileScheduleStore:
         except (ValueError, KeyError, TypeError) as exc:
             # A damaged file is kept aside for a human, never half-trusted.
             aside = self.path.with_suffix(".corrupt")
-            log.error("schedule file %s is unreadable (%s); moved to %s, starting without run-time schedules",
-                      self.path, exc, aside)
+            log.error(
+                "schedule file %s is unreadable (%s); moved to %s, starting without run-time schedules",
+                self.path,
+                exc,
+                aside,
+            )
             with contextlib.suppress(OSError):
                 os.replace(self.path, aside)
             return ScheduleBook()
@@ -70,9 +74,17 @@ class FileScheduleStore:
 def _document(book: ScheduleBook) -> dict[str, Any]:
     return {
         "format": FORMAT,
-        "schedules": [*({"id": s.id, "created_at": iso_utc(s.created_at),
-                         "spec": s.spec.model_dump(mode="json", exclude_none=True)} for s in book.runtime),
-                      *book.unreadable],
+        "schedules": [
+            *(
+                {
+                    "id": s.id,
+                    "created_at": iso_utc(s.created_at),
+                    "spec": s.spec.model_dump(mode="json", exclude_none=True),
+                }
+                for s in book.runtime
+            ),
+            *book.unreadable,
+        ],
         "checked": {k: iso_utc(v) for k, v in sorted(book.checked.items())},
         "anchors": {k: v.isoformat() for k, v in sorted(book.anchors.items())},
     }
@@ -86,12 +98,21 @@ def _book(doc: Any) -> ScheduleBook:
         try:
             spec = ScheduleConfig.model_validate(record["spec"])
             created = record.get("created_at")
-            book.runtime.append(Schedule(id=str(record["id"]), origin="runtime", spec=spec,
-                                         created_at=datetime.fromisoformat(created) if created else None))
+            book.runtime.append(
+                Schedule(
+                    id=str(record["id"]),
+                    origin="runtime",
+                    spec=spec,
+                    created_at=datetime.fromisoformat(created) if created else None,
+                )
+            )
         except (ValidationError, KeyError, TypeError, ValueError) as exc:
             # One bad record (a hand edit, another version) must not cost the others; it is kept.
-            log.error("run-time schedule %r in the schedule file is invalid and ignored: %s",
-                      record.get("id") if isinstance(record, dict) else record, exc)
+            log.error(
+                "run-time schedule %r in the schedule file is invalid and ignored: %s",
+                record.get("id") if isinstance(record, dict) else record,
+                exc,
+            )
             if isinstance(record, dict):
                 book.unreadable.append(record)
     book.checked = {str(k): datetime.fromisoformat(v) for k, v in dict(doc.get("checked", {})).items()}

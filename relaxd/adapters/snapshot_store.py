@@ -58,8 +58,12 @@ class FileSnapshotStore:
             return None  # no snapshot (or state_dir is not even a directory: nothing was saved there)
         except OSError as exc:
             # Unreadable is not the same as absent; but a daemon that dies here cannot restore either.
-            log.error("cannot read the snapshot of room %s (%s); a room left changed by a crash is NOT "
-                      "restored until the file can be read and relaxd restarts", room, exc)
+            log.error(
+                "cannot read the snapshot of room %s (%s); a room left changed by a crash is NOT "
+                "restored until the file can be read and relaxd restarts",
+                room,
+                exc,
+            )
             self._problems[room] = f"the snapshot of an unfinished session cannot be read ({exc.strerror or exc})"
             return None
         try:

@@ -19,8 +19,7 @@ log = logging.getLogger("relaxd")
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     # phue logs the bridge username at INFO: never let that through.
     logging.getLogger("phue").setLevel(logging.WARNING)
 
@@ -79,7 +78,7 @@ def cmd_hue_pair(args: argparse.Namespace) -> int:
         print(f"\nrelaxd: pairing failed: {exc.message}", file=sys.stderr)
         return EX_FAILURE
     print("\nPaired. Put this in your config (it is a secret):")
-    print(f"hue:\n  host: {args.host}\n  username: \"{username}\"")
+    print(f'hue:\n  host: {args.host}\n  username: "{username}"')
     return EX_OK
 
 
@@ -107,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("-c", "--config", metavar="FILE",
-                       help="config file (default: $RELAXD_CONFIG, then /etc/relaxd/relaxd.yaml)")
+        p.add_argument(
+            "-c", "--config", metavar="FILE", help="config file (default: $RELAXD_CONFIG, then /etc/relaxd/relaxd.yaml)"
+        )
         return p
 
     with_config(sub.add_parser("run", help="run the daemon in the foreground")).set_defaults(func=cmd_run)
@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--routine", default="classic", help="routine to run (default classic)")
     demo.add_argument("--broker", metavar="HOST:PORT", help="use this MQTT broker instead of none")
     demo.set_defaults(func=cmd_demo)
-    with_config(sub.add_parser("check-config", help="validate the config and print it resolved")
-                ).set_defaults(func=cmd_check_config)
+    with_config(sub.add_parser("check-config", help="validate the config and print it resolved")).set_defaults(
+        func=cmd_check_config
+    )
     for name, helptext in (("start", "start a session in ROOM"), ("stop", "stop the session in ROOM")):
         p = with_config(sub.add_parser(name, help=helptext))
         p.add_argument("room")
@@ -138,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--https", choices=("auto", "true", "false"), default="auto")
     pair.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the button")
     pair.set_defaults(func=cmd_hue_pair)
-    with_config(sub.add_parser("routines", help="list routines with phases and durations")
-                ).set_defaults(func=cmd_routines)
+    with_config(sub.add_parser("routines", help="list routines with phases and durations")).set_defaults(
+        func=cmd_routines
+    )
     sim = sub.add_parser("sim", help="a simulated Hue bridge and Sonos speaker on 127.0.0.1")
     sim.add_argument("--hue-port", type=int, default=8080)
     sim.add_argument("--sonos-port", type=int, default=1400)

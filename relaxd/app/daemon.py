@@ -33,8 +33,12 @@ def build_devices(settings: Settings) -> dict[str, tuple[Lights | None, Speaker 
 
     bridge = None
     if settings.hue is not None:
-        bridge = HueBridge(settings.hue.host, settings.hue.username.get_secret_value(),
-                           https=settings.hue.https, timeout_s=settings.hue.timeout)
+        bridge = HueBridge(
+            settings.hue.host,
+            settings.hue.username.get_secret_value(),
+            https=settings.hue.https,
+            timeout_s=settings.hue.timeout,
+        )
     timeout_s = settings.hue.timeout if settings.hue is not None else 5.0
     devices: dict[str, tuple[Lights | None, Speaker | None]] = {}
     for room_id, room in settings.rooms.items():
@@ -43,8 +47,9 @@ def build_devices(settings: Settings) -> dict[str, tuple[Lights | None, Speaker 
         if room.lights is not None and bridge is not None:
             lights = HueLights(bridge, group=room.lights.group, names=room.lights.names)
         if room.speaker is not None:
-            speaker = SonosSpeaker(host=room.speaker.host, name=room.speaker.name,
-                                   max_volume=room.max_volume, timeout_s=timeout_s)
+            speaker = SonosSpeaker(
+                host=room.speaker.host, name=room.speaker.name, max_volume=room.max_volume, timeout_s=timeout_s
+            )
         devices[room_id] = (lights, speaker)
     return devices
 
@@ -52,9 +57,14 @@ def build_devices(settings: Settings) -> dict[str, tuple[Lights | None, Speaker 
 class Daemon:
     """The running daemon: rooms, their threads, the MQTT bus and the message routing."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 devices: dict[str, tuple[Lights | None, Speaker | None]] | None = None,
-                 bus_factory: Callable[[Daemon], EventBus] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        devices: dict[str, tuple[Lights | None, Speaker | None]] | None = None,
+        bus_factory: Callable[[Daemon], EventBus] | None = None,
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.topics = Topics(settings.mqtt.base_topic, settings.mqtt.discovery_prefix)
@@ -76,15 +86,20 @@ class Daemon:
             return self._bus_factory(self)
         from relaxd.adapters.mqtt import MqttBus
 
-        subscriptions = [self.topics.set_wildcard, self.topics.routine_set_wildcard,
-                         self.topics.request_wildcard, *self.triggers.topics]
+        subscriptions = [
+            self.topics.set_wildcard,
+            self.topics.routine_set_wildcard,
+            self.topics.request_wildcard,
+            *self.triggers.topics,
+        ]
         if self.topics.ha_status:
             subscriptions.append(self.topics.ha_status)
         if self.topics.ha_config_wildcard:
             # Retained configs of rooms that left the config are found here and removed.
             subscriptions.append(self.topics.ha_config_wildcard)
-        return MqttBus(self.settings.mqtt, self.topics, self.on_message, subscriptions,
-                       on_connect=self.publish_discovery)
+        return MqttBus(
+            self.settings.mqtt, self.topics, self.on_message, subscriptions, on_connect=self.publish_discovery
+        )
 
     def build(self) -> None:
         devices = self._devices if self._devices is not None else build_devices(self.settings)
@@ -92,13 +107,24 @@ class Daemon:
         self.bus = self._make_bus()
         for room_id, room_cfg in self.settings.rooms.items():
             lights, speaker = devices[room_id]
-            room = Room(room_id, store, lights=lights, speaker=speaker,
-                        music=room_cfg.music.source() if room_cfg.music else None,
-                        max_volume=room_cfg.max_volume, restore_fade_s=room_cfg.restore_fade,
-                        speed=self.clock.speed)
-            self.engines[room_id] = RoomEngine(room, self.bus, self.clock, self.routines,
-                                               default_routine=room_cfg.routine,
-                                               retry_every_s=self.settings.retry_every)
+            room = Room(
+                room_id,
+                store,
+                lights=lights,
+                speaker=speaker,
+                music=room_cfg.music.source() if room_cfg.music else None,
+                max_volume=room_cfg.max_volume,
+                restore_fade_s=room_cfg.restore_fade,
+                speed=self.clock.speed,
+            )
+            self.engines[room_id] = RoomEngine(
+                room,
+                self.bus,
+                self.clock,
+                self.routines,
+                default_routine=room_cfg.routine,
+                retry_every_s=self.settings.retry_every,
+            )
         self.schedules = self._make_schedules()
 
     def _make_schedules(self) -> ScheduleRunner:
@@ -106,9 +132,16 @@ class Daemon:
         from relaxd.adapters.schedule_store import FileScheduleStore
 
         tz = zone(self.settings.timezone)
-        return ScheduleRunner(self.settings.schedules, self.engines, self.routines,
-                              fire_times=ApsFireTimes(tz), store=FileScheduleStore(self.settings.state_dir),
-                              clock=self.clock, tz=tz, grace_s=self.settings.misfire_grace)
+        return ScheduleRunner(
+            self.settings.schedules,
+            self.engines,
+            self.routines,
+            fire_times=ApsFireTimes(tz),
+            store=FileScheduleStore(self.settings.state_dir),
+            clock=self.clock,
+            tz=tz,
+            grace_s=self.settings.misfire_grace,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -125,12 +158,10 @@ class Daemon:
         # Leftover snapshots from a crash are restored before anything else happens.
         self._each_room(lambda e: e.recover())
         for room_id, engine in self.engines.items():
-            thread = threading.Thread(target=engine.run, args=(self.stopping,), name=f"room-{room_id}",
-                                      daemon=True)
+            thread = threading.Thread(target=engine.run, args=(self.stopping,), name=f"room-{room_id}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        runner = threading.Thread(target=self.schedules.run, args=(self.stopping,), name="schedules",
-                                  daemon=True)
+        runner = threading.Thread(target=self.schedules.run, args=(self.stopping,), name="schedules", daemon=True)
         runner.start()
         self._threads.append(runner)
         systemd.notify("READY=1\nSTATUS=relaxd running")
@@ -222,8 +253,14 @@ class Daemon:
             log.warning("command for invalid room id ignored: %s", exc.reason)
             return
         self._orphan_seq += 1
-        event = Event(event="command_rejected", room=room_id, at=iso_utc(self.clock.now()) or "",
-                      seq=self._orphan_seq, reason=exc.reason, transaction=exc.transaction)
+        event = Event(
+            event="command_rejected",
+            room=room_id,
+            at=iso_utc(self.clock.now()) or "",
+            seq=self._orphan_seq,
+            reason=exc.reason,
+            transaction=exc.transaction,
+        )
         self.bus.publish_event(room_id, event.payload())
 
     def _on_request(self, verb: str, payload: bytes) -> None:

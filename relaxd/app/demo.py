@@ -42,7 +42,8 @@ class Follower:
         self.online = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"relaxd-demo-{uuid.uuid4().hex[:8]}")
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
-            [(f"{BASE_TOPIC}/status", 1), (f"{BASE_TOPIC}/{ROOM}/#", 1)])
+            [(f"{BASE_TOPIC}/status", 1), (f"{BASE_TOPIC}/{ROOM}/#", 1)]
+        )
         self.client.on_message = self._on_message
         self.host, self.port = host, port
 
@@ -72,18 +73,34 @@ class Follower:
         self.client.loop_stop()
 
 
-def _settings(hue: HueBridgeSim, sonos: SonosSpeakerSim, host: str, port: int, routine: str,
-              state_dir: Path) -> Settings:
-    return Settings.model_validate({
-        "state_dir": state_dir, "log_level": "WARNING",
-        "mqtt": {"host": host, "port": port, "base_topic": BASE_TOPIC, "discovery_prefix": None,
-                 "client_id": f"relaxd-demo-daemon-{uuid.uuid4().hex[:6]}"},
-        "hue": {"host": hue.address, "username": hue.username, "https": False, "timeout": "5s"},
-        "rooms": {ROOM: {"lights": {"group": "Massage Room"}, "speaker": {"host": sonos.address},
-                         "music": {"favorite": "Spa Radio"}, "max_volume": 30, "restore_fade": "5s",
-                         "routine": routine}},
-        "triggers": [{"topic": BUTTON_TOPIC, "match": {"action": "single"}, "room": ROOM, "do": "toggle"}],
-    })
+def _settings(
+    hue: HueBridgeSim, sonos: SonosSpeakerSim, host: str, port: int, routine: str, state_dir: Path
+) -> Settings:
+    return Settings.model_validate(
+        {
+            "state_dir": state_dir,
+            "log_level": "WARNING",
+            "mqtt": {
+                "host": host,
+                "port": port,
+                "base_topic": BASE_TOPIC,
+                "discovery_prefix": None,
+                "client_id": f"relaxd-demo-daemon-{uuid.uuid4().hex[:6]}",
+            },
+            "hue": {"host": hue.address, "username": hue.username, "https": False, "timeout": "5s"},
+            "rooms": {
+                ROOM: {
+                    "lights": {"group": "Massage Room"},
+                    "speaker": {"host": sonos.address},
+                    "music": {"favorite": "Spa Radio"},
+                    "max_volume": 30,
+                    "restore_fade": "5s",
+                    "routine": routine,
+                }
+            },
+            "triggers": [{"topic": BUTTON_TOPIC, "match": {"action": "single"}, "room": ROOM, "do": "toggle"}],
+        }
+    )
 
 
 def _parse_broker(text: str) -> tuple[str, int]:
@@ -133,15 +150,24 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         sonos.stop()
 
 
-def _run(args: argparse.Namespace, out: TextIO, hue: HueBridgeSim, sonos: SonosSpeakerSim,
-         broker: tuple[str, int], state_dir: Path) -> int:
+def _run(
+    args: argparse.Namespace,
+    out: TextIO,
+    hue: HueBridgeSim,
+    sonos: SonosSpeakerSim,
+    broker: tuple[str, int],
+    state_dir: Path,
+) -> int:
     settings = _settings(hue, sonos, broker[0], broker[1], args.routine, state_dir)
     routine = all_routines(settings)[args.routine]
     clock = SystemClock(args.speed)
     daemon = Daemon(settings, clock=clock, devices=build_devices(settings))
     print(f"simulated Hue bridge on {hue.address}, simulated Sonos speaker on {sonos.address}", file=out)
-    print(f"routine {args.routine} ({format_duration(routine.duration_s)}, {len(routine.phases)} phases) "
-          f"at {args.speed:g}x: about {routine.duration_s / args.speed:.0f} s", file=out)
+    print(
+        f"routine {args.routine} ({format_duration(routine.duration_s)}, {len(routine.phases)} phases) "
+        f"at {args.speed:g}x: about {routine.duration_s / args.speed:.0f} s",
+        file=out,
+    )
     before = {"lights": light_states(hue), "speaker": speaker_state(sonos)}
     follower = Follower(*broker)
     follower.start()
@@ -151,7 +177,7 @@ def _run(args: argparse.Namespace, out: TextIO, hue: HueBridgeSim, sonos: SonosS
         if not follower.online.wait(20):
             print("relaxd demo: the daemon did not come online on MQTT within 20 s", file=sys.stderr)
             return 1
-        print(f"pressing the massage button ({BUTTON_TOPIC} {{\"action\": \"single\"}})...", file=out)
+        print(f'pressing the massage button ({BUTTON_TOPIC} {{"action": "single"}})...', file=out)
         follower.press_button()
         during: dict[str, Any] = {}
         screen = Screen(out)
@@ -166,8 +192,15 @@ def _run(args: argparse.Namespace, out: TextIO, hue: HueBridgeSim, sonos: SonosS
     return report(out, before, during, after, final)
 
 
-def _follow(follower: Follower, screen: Screen, hue: HueBridgeSim, sonos: SonosSpeakerSim, clock: SystemClock,
-            during: dict[str, Any], deadline_s: float) -> dict[str, Any] | None:
+def _follow(
+    follower: Follower,
+    screen: Screen,
+    hue: HueBridgeSim,
+    sonos: SonosSpeakerSim,
+    clock: SystemClock,
+    during: dict[str, Any],
+    deadline_s: float,
+) -> dict[str, Any] | None:
     """Show MQTT events and progress until room_restored or restore_failed (or the deadline)."""
     started = time.monotonic()
     while time.monotonic() - started < deadline_s:
@@ -177,8 +210,9 @@ def _follow(follower: Follower, screen: Screen, hue: HueBridgeSim, sonos: SonosS
             event = None
         if event is not None:
             name = event.get("event")
-            detail = {k: event[k] for k in ("phase", "technique", "intensity", "reason", "device", "cues")
-                      if event.get(k)}
+            detail = {
+                k: event[k] for k in ("phase", "technique", "intensity", "reason", "device", "cues") if event.get(k)
+            }
             screen.line(f"  mqtt event {name:<18} {json.dumps(detail) if detail else ''}".rstrip())
             if name == "phase_started" and event.get("phase_index") == 1:
                 time.sleep(0.3)  # let the first fades settle before sampling the room "during"
@@ -191,8 +225,10 @@ def _follow(follower: Follower, screen: Screen, hue: HueBridgeSim, sonos: SonosS
             total_s = (datetime.fromisoformat(state["session_ends_at"]) - begun).total_seconds()
             elapsed_s = (clock.now() - begun).total_seconds()
             lights = ", ".join(describe_light(s) for s in light_states(hue).values())
-            screen.status(f"{bar(elapsed_s / total_s)} {format_duration(max(0, round(elapsed_s)))}/"
-                          f"{format_duration(round(total_s))} phase {state['phase_index'] + 1}/"
-                          f"{state['phase_count']} {state['phase']:<18} lights: {lights}; "
-                          f"volume {sonos.state().volume}")
+            screen.status(
+                f"{bar(elapsed_s / total_s)} {format_duration(max(0, round(elapsed_s)))}/"
+                f"{format_duration(round(total_s))} phase {state['phase_index'] + 1}/"
+                f"{state['phase_count']} {state['phase']:<18} lights: {lights}; "
+                f"volume {sonos.state().volume}"
+            )
     return None

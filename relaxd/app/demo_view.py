@@ -85,8 +85,9 @@ class Screen:
             self.out.flush()
 
 
-def report(out: TextIO, before: dict[str, Any], during: dict[str, Any], after: dict[str, Any],
-           final: dict[str, Any] | None) -> int:
+def report(
+    out: TextIO, before: dict[str, Any], during: dict[str, Any], after: dict[str, Any], final: dict[str, Any] | None
+) -> int:
     """Print the room before, during and after side by side; 0 only if restored exactly."""
     print("\nthe room before, during and after:", file=out)
     width = 30
@@ -113,6 +114,9 @@ def report(out: TextIO, before: dict[str, Any], during: dict[str, Any], after: d
         for problem in problems:
             print(f"  - {problem}", file=out)
         return 1
-    print("\nroom restored exactly: every light (on, brightness, colour of its colormode) and the speaker's "
-          f"source, track, position (within {POSITION_TOLERANCE_S:g} s), volume, mute and play state.", file=out)
+    print(
+        "\nroom restored exactly: every light (on, brightness, colour of its colormode) and the speaker's "
+        f"source, track, position (within {POSITION_TOLERANCE_S:g} s), volume, mute and play state.",
+        file=out,
+    )
     return 0

@@ -56,8 +56,9 @@ def run_remote(settings: Settings, args: argparse.Namespace) -> int:
     try:
         client.connect(settings.mqtt.host, settings.mqtt.port, keepalive=30)
     except (OSError, ssl.SSLError) as exc:
-        print(f"relaxd: cannot reach the MQTT broker at {settings.mqtt.host}:{settings.mqtt.port}: {exc}",
-              file=sys.stderr)
+        print(
+            f"relaxd: cannot reach the MQTT broker at {settings.mqtt.host}:{settings.mqtt.port}: {exc}", file=sys.stderr
+        )
         return EX_FAILURE
     client.loop_start()
     try:
@@ -65,8 +66,9 @@ def run_remote(settings: Settings, args: argparse.Namespace) -> int:
         client.publish(target, json.dumps(body), qos=1)
         return _wait_answer(inbox, args, transaction)
     except queue.Empty:
-        print(f"relaxd: no answer from the daemon within {args.timeout:g} s (is `relaxd run` running?)",
-              file=sys.stderr)
+        print(
+            f"relaxd: no answer from the daemon within {args.timeout:g} s (is `relaxd run` running?)", file=sys.stderr
+        )
         return EX_FAILURE
     finally:
         client.disconnect()

@@ -17,8 +17,14 @@ def config_snippet(hue: HueBridgeSim, sonos: SonosSpeakerSim, room: str = "massa
     """The YAML a relaxd config needs to use these simulators."""
     data = {
         "hue": {"host": hue.address, "username": hue.username, "https": False},
-        "rooms": {room: {"lights": {"group": hue.group_names()[0]}, "speaker": {"host": sonos.address},
-                         "music": {"favorite": "Spa Radio"}, "max_volume": 30}},
+        "rooms": {
+            room: {
+                "lights": {"group": hue.group_names()[0]},
+                "speaker": {"host": sonos.address},
+                "music": {"favorite": "Spa Radio"},
+                "max_volume": 30,
+            }
+        },
     }
     return yaml.safe_dump(data, sort_keys=False)
 
@@ -34,8 +40,7 @@ def run_sim(args: argparse.Namespace) -> int:
         sonos.start()
     except OSError as exc:
         hue.stop()
-        print(f"relaxd sim: cannot listen: {exc} (choose other ports with --hue-port/--sonos-port)",
-              file=sys.stderr)
+        print(f"relaxd sim: cannot listen: {exc} (choose other ports with --hue-port/--sonos-port)", file=sys.stderr)
         return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

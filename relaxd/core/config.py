@@ -54,8 +54,7 @@ class MqttConfig(Strict):
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
     def _topic_safe(cls, value: str | None) -> str | None:
-        if value is not None and (any(c in value for c in "#+\0") or value.startswith("/")
-                                  or value.endswith("/")):
+        if value is not None and (any(c in value for c in "#+\0") or value.startswith("/") or value.endswith("/")):
             raise ValueError("must not contain # + or NUL, nor start or end with /")
         return value
 
@@ -189,8 +188,15 @@ class ScheduleConfig(Strict):
             return []
         given = [self.on] if isinstance(self.on, str) else self.on
         days = [part for item in given for part in item.split(",") if part.strip()]
-        full = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
-                "saturday": "sat", "sunday": "sun"}
+        full = {
+            "monday": "mon",
+            "tuesday": "tue",
+            "wednesday": "wed",
+            "thursday": "thu",
+            "friday": "fri",
+            "saturday": "sat",
+            "sunday": "sun",
+        }
         return [full.get(d.strip().lower(), d.strip().lower()) for d in days]
 
     def interval(self) -> tuple[int, str]:
@@ -237,7 +243,6 @@ class Settings(BaseSettings):
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown time zone {value!r}; use e.g. Europe/Berlin") from None
         return value
-
 
     @classmethod
     def settings_customise_sources(

@@ -174,8 +174,13 @@ def load_settings(path: Path, *, check_cron: CronCheck | None = None) -> Setting
     except SettingsError as exc:
         # A RELAXD_ variable for a whole section that is not JSON; the message names the field,
         # never the value (it may be a secret).
-        raise ConfigError(path, [f"environment: {exc}; a RELAXD_ variable for a section "
-                                 "(e.g. RELAXD_ROOMS) must be JSON, or set single keys with __"]) from None
+        raise ConfigError(
+            path,
+            [
+                f"environment: {exc}; a RELAXD_ variable for a section "
+                "(e.g. RELAXD_ROOMS) must be JSON, or set single keys with __"
+            ],
+        ) from None
     problems = _reference_problems(settings)
     if check_cron is not None:
         for i, schedule in enumerate(settings.schedules):

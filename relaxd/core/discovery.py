@@ -37,8 +37,12 @@ def _device(room: str) -> dict[str, Any]:
 
 def _timestamp_sensor(name: str, state_topic: str, field: str) -> dict[str, Any]:
     # A JSON null renders as "None", which Home Assistant takes as "unknown".
-    return {"name": name, "device_class": "timestamp", "state_topic": state_topic,
-            "value_template": f"{{{{ value_json.{field} }}}}"}
+    return {
+        "name": name,
+        "device_class": "timestamp",
+        "state_topic": state_topic,
+        "value_template": f"{{{{ value_json.{field} }}}}",
+    }
 
 
 EntityConfigs = dict[tuple[str, str], dict[str, Any]]
@@ -60,14 +64,21 @@ def room_entities(topics: Topics, room: str, routine_names: list[str]) -> Entity
             "payload_on": "start",
             "payload_off": "stop",
         },
-        ("sensor", "phase"): {"name": "Phase", "icon": "mdi:hand-back-right",
-                              "state_topic": topics.phase(room)},
+        ("sensor", "phase"): {"name": "Phase", "icon": "mdi:hand-back-right", "state_topic": topics.phase(room)},
         ("sensor", "session_end"): _timestamp_sensor("Session end", state, "session_ends_at"),
         ("sensor", "next_session"): _timestamp_sensor("Next session", state, "next_session_at"),
-        ("button", "skip_phase"): {"name": "Skip phase", "icon": "mdi:skip-next", "command_topic": command,
-                                   "payload_press": "skip"},
-        ("button", "extend"): {"name": "Extend 5 min", "icon": "mdi:timer-plus-outline",
-                               "command_topic": command, "payload_press": "extend"},
+        ("button", "skip_phase"): {
+            "name": "Skip phase",
+            "icon": "mdi:skip-next",
+            "command_topic": command,
+            "payload_press": "skip",
+        },
+        ("button", "extend"): {
+            "name": "Extend 5 min",
+            "icon": "mdi:timer-plus-outline",
+            "command_topic": command,
+            "payload_press": "extend",
+        },
     }
     if routine_names:  # Home Assistant rejects a select without options
         entities[("select", "routine")] = {

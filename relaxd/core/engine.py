@@ -23,8 +23,16 @@ MAX_RESTORE_BACKOFF_S = 300.0
 class RoomEngine:
     """Drives one room. Commands arrive from any thread; all work happens in process()."""
 
-    def __init__(self, room: Room, bus: EventBus, clock: Clock, routines: Mapping[str, Routine], *,
-                 default_routine: str = "classic", retry_every_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        room: Room,
+        bus: EventBus,
+        clock: Clock,
+        routines: Mapping[str, Routine],
+        *,
+        default_routine: str = "classic",
+        retry_every_s: float = 10.0,
+    ) -> None:
         self.room = room
         self.room_id = room.room_id
         self.bus = bus
@@ -138,8 +146,12 @@ class RoomEngine:
         if action == "toggle":
             action = "start" if self.state == "idle" else "stop"
         allowed = {
-            "start": ("idle",), "stop": ("running", "paused"), "pause": ("running",),
-            "resume": ("paused",), "skip": ("running",), "extend": ("running", "paused"),
+            "start": ("idle",),
+            "stop": ("running", "paused"),
+            "pause": ("running",),
+            "resume": ("paused",),
+            "skip": ("running",),
+            "extend": ("running", "paused"),
         }[action]
         if self.state not in allowed:
             if cmd.schedule_id is not None:
@@ -160,8 +172,15 @@ class RoomEngine:
 
     def _schedule_missed(self, cmd: Command, reason: str, details: dict[str, Any]) -> None:
         log.warning("room %s: schedule %s missed: %s", self.room_id, cmd.schedule_id, reason)
-        self._emit("schedule_missed", {"reason": reason, "schedule_id": cmd.schedule_id, "routine": cmd.routine,
-                                       "details": {**(cmd.schedule_details or {}), **details}})
+        self._emit(
+            "schedule_missed",
+            {
+                "reason": reason,
+                "schedule_id": cmd.schedule_id,
+                "routine": cmd.routine,
+                "details": {**(cmd.schedule_details or {}), **details},
+            },
+        )
 
     def reject(self, reason: str, transaction: str | None = None) -> None:
         """Report a command that never became a Command (malformed payload); thread-safe."""
@@ -174,8 +193,13 @@ class RoomEngine:
         if routine is None:
             self._reject(cmd, f"unknown routine {name!r}; known: {', '.join(sorted(self.routines))}")
             return
-        session = Session(session_id=uuid.uuid4().hex[:12], routine_name=name, routine=routine,
-                           start_mono=self.clock.monotonic(), started_at=self.clock.now())
+        session = Session(
+            session_id=uuid.uuid4().hex[:12],
+            routine_name=name,
+            routine=routine,
+            start_mono=self.clock.monotonic(),
+            started_at=self.clock.now(),
+        )
         meta = {"session_id": session.session_id, "routine": name, "started_at": iso_utc(session.started_at)}
         try:
             self.room.begin(meta)
@@ -187,11 +211,15 @@ class RoomEngine:
             session.next_check_in = session.start_mono + routine.check_in_every
         self.session = session
         self.state = "running"
-        self._emit("session_started", {**self._session_fields(cmd.source), "transaction": cmd.transaction,
-                                       "schedule_id": cmd.schedule_id})
+        self._emit(
+            "session_started",
+            {**self._session_fields(cmd.source), "transaction": cmd.transaction, "schedule_id": cmd.schedule_id},
+        )
         if cmd.schedule_id is not None:
-            self._emit("schedule_fired", {**self._session_fields(), "schedule_id": cmd.schedule_id,
-                                          "details": cmd.schedule_details})
+            self._emit(
+                "schedule_fired",
+                {**self._session_fields(), "schedule_id": cmd.schedule_id, "details": cmd.schedule_details},
+            )
         self._enter_phase(0)
         self._schedule_retry()
 
@@ -281,8 +309,10 @@ class RoomEngine:
         else:
             if self.room.leftover_problem:
                 # Nothing to retry: the room may still be as a crashed session left it, so say so.
-                self._emit("restore_failed", {"reason": f"{self.room.leftover_problem}; the room could not "
-                                              "be restored automatically"})
+                self._emit(
+                    "restore_failed",
+                    {"reason": f"{self.room.leftover_problem}; the room could not be restored automatically"},
+                )
             self.room.probe()
             self._publish_state()
 
@@ -317,15 +347,24 @@ class RoomEngine:
 
     def _emit(self, name: str, fields: dict[str, Any]) -> None:
         self._seq += 1
-        event = Event(event=name, room=self.room_id, at=iso_utc(self.clock.now()) or "",  # type: ignore[arg-type]
-                      seq=self._seq, **{k: v for k, v in fields.items() if v is not None})
+        event = Event(
+            event=name,
+            room=self.room_id,
+            at=iso_utc(self.clock.now()) or "",  # type: ignore[arg-type]
+            seq=self._seq,
+            **{k: v for k, v in fields.items() if v is not None},
+        )
         self.bus.publish_event(self.room_id, event.payload())
 
     def _publish_state(self) -> None:
         s = self.session
-        state = RoomState(room=self.room_id, state=self.state, routine=self.selected_routine,
-                          next_session_at=iso_utc(self.next_session_at),
-                          devices={n: "online" if up else "offline" for n, up in self.room.online.items()})
+        state = RoomState(
+            room=self.room_id,
+            state=self.state,
+            routine=self.selected_routine,
+            next_session_at=iso_utc(self.next_session_at),
+            devices={n: "online" if up else "offline" for n, up in self.room.online.items()},
+        )
         if s is not None:
             s.fill_state(state, self.clock, running=self.state == "running")
         payload = state.payload()

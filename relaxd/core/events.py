@@ -9,14 +9,38 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 EVENT_NAMES = (
-    "session_started", "phase_started", "check_in", "session_paused", "session_resumed",
-    "session_extended", "session_finished", "session_stopped", "room_restored", "restore_failed",
-    "device_unavailable", "device_available", "command_rejected", "schedule_fired", "schedule_missed",
+    "session_started",
+    "phase_started",
+    "check_in",
+    "session_paused",
+    "session_resumed",
+    "session_extended",
+    "session_finished",
+    "session_stopped",
+    "room_restored",
+    "restore_failed",
+    "device_unavailable",
+    "device_available",
+    "command_rejected",
+    "schedule_fired",
+    "schedule_missed",
 )
 EventName = Literal[
-    "session_started", "phase_started", "check_in", "session_paused", "session_resumed",
-    "session_extended", "session_finished", "session_stopped", "room_restored", "restore_failed",
-    "device_unavailable", "device_available", "command_rejected", "schedule_fired", "schedule_missed",
+    "session_started",
+    "phase_started",
+    "check_in",
+    "session_paused",
+    "session_resumed",
+    "session_extended",
+    "session_finished",
+    "session_stopped",
+    "room_restored",
+    "restore_failed",
+    "device_unavailable",
+    "device_available",
+    "command_rejected",
+    "schedule_fired",
+    "schedule_missed",
 ]
 RoomStateName = Literal["idle", "running", "paused", "restoring"]
 Action = Literal["start", "stop", "toggle", "pause", "resume", "skip", "extend"]

@@ -33,9 +33,18 @@ class RestoreOutcome:
 class Room:
     """Holds the room's devices, which of them are online, and what must be restored."""
 
-    def __init__(self, room_id: str, store: SnapshotStore, *, lights: Lights | None = None,
-                 speaker: Speaker | None = None, music: MusicSource | None = None,
-                 max_volume: int = 100, restore_fade_s: float = 5.0, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        store: SnapshotStore,
+        *,
+        lights: Lights | None = None,
+        speaker: Speaker | None = None,
+        music: MusicSource | None = None,
+        max_volume: int = 100,
+        restore_fade_s: float = 5.0,
+        speed: float = 1.0,
+    ) -> None:
         self.room_id = room_id
         self.store = store
         self.on_event: Emit = lambda name, fields: None  # set by the session engine
@@ -207,7 +216,8 @@ class Room:
             else:
                 self._mark(name, None)
                 outcome.details[name] = {
-                    "restored": result.restored, "left_alone": result.left_alone,
+                    "restored": result.restored,
+                    "left_alone": result.left_alone,
                     "unrestorable": result.unrestorable,
                 }
                 del self._pending[name]
@@ -222,8 +232,12 @@ class Room:
             except OSError as exc:
                 # The room is restored all the same; only the file could not go. Raising here
                 # would end the room's thread with the restore done but never reported.
-                log.error("room %s: restored, but cannot remove the snapshot file (%s); remove it by hand, "
-                          "or the next start of relaxd restores this snapshot again", self.room_id, exc)
+                log.error(
+                    "room %s: restored, but cannot remove the snapshot file (%s); remove it by hand, "
+                    "or the next start of relaxd restores this snapshot again",
+                    self.room_id,
+                    exc,
+                )
             self._meta = {}
         return outcome
 

@@ -25,9 +25,7 @@ class PhaseLights(_Strict):
     """The light scene of a phase."""
 
     brightness: Percent = Field(description="Brightness in percent, e.g. 35%.")
-    color_temp: Kelvin | None = Field(
-        default=None, description="Colour temperature in kelvin, e.g. 2200K (warm)."
-    )
+    color_temp: Kelvin | None = Field(default=None, description="Colour temperature in kelvin, e.g. 2200K (warm).")
     xy: tuple[float, float] | None = Field(
         default=None, description="CIE xy colour [x, y] for colour lights; instead of color_temp."
     )
@@ -107,11 +105,27 @@ class Routine(_Strict):
         return sum(p.duration for p in self.phases)
 
 
-def _phase(name: str, technique: str, duration: str, intensity: float, bri: str, kelvin: str,
-           transition: str, volume: int, ramp: str, **cues: Any) -> dict[str, Any]:
-    return {"name": name, "technique": technique, "duration": duration, "intensity": intensity,
-            "lights": {"brightness": bri, "color_temp": kelvin, "transition": transition},
-            "music": {"volume": volume, "ramp": ramp}, "cues": cues}
+def _phase(
+    name: str,
+    technique: str,
+    duration: str,
+    intensity: float,
+    bri: str,
+    kelvin: str,
+    transition: str,
+    volume: int,
+    ramp: str,
+    **cues: Any,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "technique": technique,
+        "duration": duration,
+        "intensity": intensity,
+        "lights": {"brightness": bri, "color_temp": kelvin, "transition": transition},
+        "music": {"volume": volume, "ramp": ramp},
+        "cues": cues,
+    }
 
 
 # The arc of a classic back massage: settle, warm up with gliding strokes, knead, work tension
@@ -120,18 +134,73 @@ _CLASSIC = {
     "description": "A classic back massage of about an hour.",
     "check_in_every": "15m",
     "phases": [
-        _phase("settle", "rest", "5m", 0.1, "40%", "2400K", "20s", 12, "30s",
-               table_heat="warm", diffuser="on"),
-        _phase("effleurage", "effleurage", "10m", 0.3, "35%", "2200K", "20s", 14, "20s",
-               table_heat="warm", stroke="long gliding"),
-        _phase("petrissage", "petrissage", "15m", 0.6, "30%", "2200K", "20s", 14, "10s",
-               table_heat="warm", stroke="kneading"),
-        _phase("friction", "friction", "12m", 0.8, "30%", "2300K", "20s", 12, "10s",
-               table_heat="warm", stroke="circular, on tension points"),
-        _phase("tapotement", "tapotement", "8m", 0.7, "45%", "2700K", "10s", 16, "10s",
-               table_heat="warm", stroke="rhythmic tapping"),
-        _phase("calming_effleurage", "effleurage", "10m", 0.2, "15%", "2000K", "30s", 8, "30s",
-               table_heat="low", diffuser="off", stroke="slow gliding"),
+        _phase("settle", "rest", "5m", 0.1, "40%", "2400K", "20s", 12, "30s", table_heat="warm", diffuser="on"),
+        _phase(
+            "effleurage",
+            "effleurage",
+            "10m",
+            0.3,
+            "35%",
+            "2200K",
+            "20s",
+            14,
+            "20s",
+            table_heat="warm",
+            stroke="long gliding",
+        ),
+        _phase(
+            "petrissage",
+            "petrissage",
+            "15m",
+            0.6,
+            "30%",
+            "2200K",
+            "20s",
+            14,
+            "10s",
+            table_heat="warm",
+            stroke="kneading",
+        ),
+        _phase(
+            "friction",
+            "friction",
+            "12m",
+            0.8,
+            "30%",
+            "2300K",
+            "20s",
+            12,
+            "10s",
+            table_heat="warm",
+            stroke="circular, on tension points",
+        ),
+        _phase(
+            "tapotement",
+            "tapotement",
+            "8m",
+            0.7,
+            "45%",
+            "2700K",
+            "10s",
+            16,
+            "10s",
+            table_heat="warm",
+            stroke="rhythmic tapping",
+        ),
+        _phase(
+            "calming_effleurage",
+            "effleurage",
+            "10m",
+            0.2,
+            "15%",
+            "2000K",
+            "30s",
+            8,
+            "30s",
+            table_heat="low",
+            diffuser="off",
+            stroke="slow gliding",
+        ),
     ],
 }
 
@@ -140,16 +209,11 @@ _QUICK = {
     "check_in_every": "5m",
     "phases": [
         _phase("settle", "rest", "2m", 0.1, "40%", "2400K", "10s", 12, "15s", table_heat="warm"),
-        _phase("effleurage", "effleurage", "4m", 0.3, "35%", "2200K", "10s", 14, "10s",
-               table_heat="warm"),
-        _phase("petrissage", "petrissage", "5m", 0.6, "30%", "2200K", "10s", 14, "10s",
-               table_heat="warm"),
-        _phase("friction", "friction", "3m", 0.8, "30%", "2300K", "10s", 12, "10s",
-               table_heat="warm"),
-        _phase("tapotement", "tapotement", "2m", 0.7, "45%", "2700K", "5s", 16, "5s",
-               table_heat="warm"),
-        _phase("calming_effleurage", "effleurage", "4m", 0.2, "15%", "2000K", "20s", 8, "20s",
-               table_heat="low"),
+        _phase("effleurage", "effleurage", "4m", 0.3, "35%", "2200K", "10s", 14, "10s", table_heat="warm"),
+        _phase("petrissage", "petrissage", "5m", 0.6, "30%", "2200K", "10s", 14, "10s", table_heat="warm"),
+        _phase("friction", "friction", "3m", 0.8, "30%", "2300K", "10s", 12, "10s", table_heat="warm"),
+        _phase("tapotement", "tapotement", "2m", 0.7, "45%", "2700K", "5s", 16, "5s", table_heat="warm"),
+        _phase("calming_effleurage", "effleurage", "4m", 0.2, "15%", "2000K", "20s", 8, "20s", table_heat="low"),
     ],
 }
 

@@ -46,9 +46,18 @@ class RoomPort(Protocol):
 class ScheduleRunner:
     """Config and run-time schedules; fires them through the rooms' engines (which own the events)."""
 
-    def __init__(self, config_specs: list[ScheduleConfig], rooms: Mapping[str, RoomPort],
-                 routines: Collection[str], *, fire_times: FireTimes, store: ScheduleStore, clock: Clock,
-                 tz: tzinfo, grace_s: float) -> None:
+    def __init__(
+        self,
+        config_specs: list[ScheduleConfig],
+        rooms: Mapping[str, RoomPort],
+        routines: Collection[str],
+        *,
+        fire_times: FireTimes,
+        store: ScheduleStore,
+        clock: Clock,
+        tz: tzinfo,
+        grace_s: float,
+    ) -> None:
         self.config_specs = list(config_specs)
         self.rooms = rooms
         self.routines = set(routines)
@@ -114,8 +123,7 @@ class ScheduleRunner:
                 moment = self._next.get(schedule_id)
                 if moment is None or moment > now:
                     continue
-                due = due_runs(self.fire_times, schedule.spec, self._book.checked[schedule_id], now,
-                               self.grace_s)
+                due = due_runs(self.fire_times, schedule.spec, self._book.checked[schedule_id], now, self.grace_s)
                 # Saved before the start is submitted: a crash in between loses this run rather than
                 # starting it twice (a surprise second session is worse than a missed one).
                 self._book.checked[schedule_id] = now
@@ -137,19 +145,41 @@ class ScheduleRunner:
         spec = schedule.spec
         room = self.rooms[spec.room]
         if due.missed_count:
-            log.warning("schedule %s (room %s): %d run(s) missed, the last at %s", schedule.id, spec.room,
-                        due.missed_count, iso_utc(due.last_missed))
-            room.report("schedule_missed", {
-                "reason": "too_late", "schedule_id": schedule.id, "routine": spec.routine,
-                "details": {"missed_count": due.missed_count, "first_missed": iso_utc(due.first_missed),
-                            "last_missed": iso_utc(due.last_missed), "grace_s": self.grace_s}})
+            log.warning(
+                "schedule %s (room %s): %d run(s) missed, the last at %s",
+                schedule.id,
+                spec.room,
+                due.missed_count,
+                iso_utc(due.last_missed),
+            )
+            room.report(
+                "schedule_missed",
+                {
+                    "reason": "too_late",
+                    "schedule_id": schedule.id,
+                    "routine": spec.routine,
+                    "details": {
+                        "missed_count": due.missed_count,
+                        "first_missed": iso_utc(due.first_missed),
+                        "last_missed": iso_utc(due.last_missed),
+                        "grace_s": self.grace_s,
+                    },
+                },
+            )
         if due.start_at is not None:
             details: dict[str, Any] = {"scheduled_for": iso_utc(due.start_at), "late_s": round(due.late_s, 3)}
             if due.coalesced:
                 details["coalesced"] = due.coalesced
             log.info("schedule %s fires in room %s (%.1f s late)", schedule.id, spec.room, due.late_s)
-            room.submit(Command(action="start", routine=spec.routine, source="schedule",
-                                schedule_id=schedule.id, schedule_details=details))
+            room.submit(
+                Command(
+                    action="start",
+                    routine=spec.routine,
+                    source="schedule",
+                    schedule_id=schedule.id,
+                    schedule_details=details,
+                )
+            )
 
     # --- requests (any thread) ----------------------------------------------------------------
 
@@ -176,8 +206,7 @@ class ScheduleRunner:
         try:
             spec = ScheduleConfig.model_validate(fields)
         except ValidationError as exc:
-            raise ValueError("; ".join(line.removeprefix("(top level): ") for line in validation_lines(exc))
-                             ) from None
+            raise ValueError("; ".join(line.removeprefix("(top level): ") for line in validation_lines(exc))) from None
         now = self.clock.now()
         if spec.every is not None and spec.starting is None:
             spec = spec.model_copy(update={"starting": now.astimezone(self.tz).date()})
@@ -268,8 +297,11 @@ class ScheduleRunner:
 
     def _prune_once(self, now: datetime) -> bool:
         keep_from = now - timedelta(seconds=ONCE_KEEP_S)
-        old = [s for s in self._book.runtime
-               if s.spec.once is not None and self.fire_times.next_after(s.spec, keep_from) is None]
+        old = [
+            s
+            for s in self._book.runtime
+            if s.spec.once is not None and self.fire_times.next_after(s.spec, keep_from) is None
+        ]
         for schedule in old:
             log.info("run-time schedule %s (once %s) is past and dropped", schedule.id, schedule.spec.once)
             self._book.runtime.remove(schedule)
@@ -285,8 +317,7 @@ class ScheduleRunner:
             log.error("cannot save the schedule bookkeeping in the state directory: %s", exc)
 
     def _view(self, schedule_id: str) -> dict[str, Any]:
-        return self._schedules[schedule_id].view(self.tz, self._next.get(schedule_id),
-                                                 self._problems.get(schedule_id))
+        return self._schedules[schedule_id].view(self.tz, self._next.get(schedule_id), self._problems.get(schedule_id))
 
     def _publish_next(self) -> None:
         soonest: dict[str, datetime | None] = dict.fromkeys(self.rooms)

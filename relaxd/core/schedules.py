@@ -127,8 +127,7 @@ class Due:
         return self.start_at is None and self.missed_count == 0
 
 
-def due_runs(fire_times: FireTimes, spec: ScheduleConfig, checked: datetime, now: datetime,
-             grace_s: float) -> Due:
+def due_runs(fire_times: FireTimes, spec: ScheduleConfig, checked: datetime, now: datetime, grace_s: float) -> Due:
     """The misfire policy for fire times in (checked, now]: the latest one no older than grace_s starts
     (late); older ones are missed. Only one session starts however many runs fell due."""
     horizon = now - timedelta(seconds=grace_s)
@@ -146,9 +145,14 @@ def due_runs(fire_times: FireTimes, spec: ScheduleConfig, checked: datetime, now
             in_grace.append(moment)
         moment = fire_times.next_after(spec, moment)
     start_at = in_grace[-1] if in_grace else None
-    return Due(start_at=start_at, late_s=(now - start_at).total_seconds() if start_at else 0.0,
-               coalesced=max(0, len(in_grace) - 1), missed_count=len(missed),
-               first_missed=missed[0] if missed else None, last_missed=missed[-1] if missed else None)
+    return Due(
+        start_at=start_at,
+        late_s=(now - start_at).total_seconds() if start_at else 0.0,
+        coalesced=max(0, len(in_grace) - 1),
+        missed_count=len(missed),
+        first_missed=missed[0] if missed else None,
+        last_missed=missed[-1] if missed else None,
+    )
 
 
 _DAY_NAMES = {"mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun"}

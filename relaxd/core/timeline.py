@@ -47,15 +47,26 @@ class Session:
     def session_fields(self, clock: Clock, *, paused: bool, reason: str | None = None) -> dict[str, Any]:
         # While paused the end is unknown: it moves on resume.
         ends = None if paused else iso_utc(wall(clock, self.end))
-        return {"session_id": self.session_id, "routine": self.routine_name,
-                "phase_count": len(self.routine.phases), "session_ends_at": ends, "reason": reason}
+        return {
+            "session_id": self.session_id,
+            "routine": self.routine_name,
+            "phase_count": len(self.routine.phases),
+            "session_ends_at": ends,
+            "reason": reason,
+        }
 
     def phase_fields(self, clock: Clock, *, paused: bool) -> dict[str, Any]:
         phase = self.phase
         ends = None if paused else iso_utc(wall(clock, self.phase_end(self.phase_index)))
-        return {**self.session_fields(clock, paused=paused), "phase": phase.name, "phase_index": self.phase_index,
-                "technique": phase.technique_name, "intensity": phase.intensity, "cues": phase.cues,
-                "phase_ends_at": ends}
+        return {
+            **self.session_fields(clock, paused=paused),
+            "phase": phase.name,
+            "phase_index": self.phase_index,
+            "technique": phase.technique_name,
+            "intensity": phase.intensity,
+            "cues": phase.cues,
+            "phase_ends_at": ends,
+        }
 
     def fill_state(self, state: RoomState, clock: Clock, *, running: bool) -> None:
         state.session_id = self.session_id

@@ -49,5 +49,4 @@ class TriggerMatcher:
         # A broker replaying an old retained button press must not start a session.
         if retained or len(payload) > MAX_TRIGGER_BYTES:
             return []
-        return [t for t in self.triggers
-                if _topic_matches(t.topic, topic) and _payload_matches(t.match, payload)]
+        return [t for t in self.triggers if _topic_matches(t.topic, topic) and _payload_matches(t.match, payload)]

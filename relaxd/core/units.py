@@ -89,12 +89,6 @@ def kelvin_to_mired(kelvin: int) -> int:
     return round(1_000_000 / kelvin)
 
 
-Duration = Annotated[
-    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
-]
-Percent = Annotated[
-    float, BeforeValidator(parse_percent), PlainSerializer(lambda v: f"{v:g}%", return_type=str)
-]
-Kelvin = Annotated[
-    int, BeforeValidator(parse_kelvin), PlainSerializer(lambda v: f"{v}K", return_type=str)
-]
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+Percent = Annotated[float, BeforeValidator(parse_percent), PlainSerializer(lambda v: f"{v:g}%", return_type=str)]
+Kelvin = Annotated[int, BeforeValidator(parse_kelvin), PlainSerializer(lambda v: f"{v}K", return_type=str)]

@@ -104,9 +104,7 @@ class HueBridgeSim:
         """A room of three lights in different states and a Room group "Massage Room"."""
         sim = cls(port=port, lights=0, latency_ms=latency_ms)
         ceiling = sim.add_light(EXTENDED_COLOR, "Ceiling", on=True, bri=254, ct=181, colormode="ct")
-        lamp = sim.add_light(
-            EXTENDED_COLOR, "Floor lamp", on=True, bri=140, xy=[0.2182, 0.1352], colormode="xy"
-        )
+        lamp = sim.add_light(EXTENDED_COLOR, "Floor lamp", on=True, bri=140, xy=[0.2182, 0.1352], colormode="xy")
         bedside = sim.add_light(DIMMABLE, "Bedside lamp", on=False, bri=200)
         sim.add_group("Massage Room", [ceiling, lamp, bedside])
         return sim

@@ -50,9 +50,7 @@ class LightModel:
 
 
 EXTENDED_COLOR = LightModel("Extended color light", "LCT015", "Hue color lamp", True, (153, 500))
-COLOR_TEMPERATURE = LightModel(
-    "Color temperature light", "LTW001", "Hue white ambiance lamp", False, (153, 454)
-)
+COLOR_TEMPERATURE = LightModel("Color temperature light", "LTW001", "Hue white ambiance lamp", False, (153, 454))
 DIMMABLE = LightModel("Dimmable light", "LWB010", "Hue white lamp", False, None)
 MODELS: tuple[LightModel, ...] = (EXTENDED_COLOR, COLOR_TEMPERATURE, DIMMABLE)
 
@@ -99,9 +97,7 @@ def check_value(key: str, value: Any, ct_range: tuple[int, int] | None) -> bool:
     if key == "effect":
         return value in ("none", "colorloop")
     if key == "xy":
-        return (
-            isinstance(value, list) and len(value) == 2 and all(_is_number(v) and 0 <= v <= 1 for v in value)
-        )
+        return isinstance(value, list) and len(value) == 2 and all(_is_number(v) and 0 <= v <= 1 for v in value)
     if not _is_int(value):
         return False
     low, high = {
@@ -178,9 +174,7 @@ class SimLight:
                 message = f"parameter, {key}, is not modifiable. Device is set to off."
                 rejected[key] = error(201, f"{address}/{key}", message)
         # The bridge answers field by field in the order of the request.
-        results: Response = [
-            rejected.get(key, {"success": {f"{address}/{key}": value}}) for key, value in body.items()
-        ]
+        results: Response = [rejected.get(key, {"success": {f"{address}/{key}": value}}) for key, value in body.items()]
         applied = {k: v for k, v in ok.items() if will_be_on or k not in _NEED_ON}
         self.apply(applied)
         return results

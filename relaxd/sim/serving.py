@@ -8,8 +8,9 @@ from socketserver import BaseServer
 
 def serve_in_thread(server: BaseServer, name: str, poll_interval_s: float = 0.02) -> threading.Thread:
     """Serve until shut_down(); a short poll keeps stop quick (shutdown waits for the loop to notice)."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval_s},
-                              name=name, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval_s}, name=name, daemon=True
+    )
     thread.start()
     return thread
 

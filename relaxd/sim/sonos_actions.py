@@ -11,9 +11,20 @@ from relaxd.sim.sonos_soap import UPnPError
 from relaxd.sim.sonos_state import RAMP_TYPES, SpeakerModel
 from relaxd.sim.sonos_transport import Args, Handler, Out, bool_arg, int_arg
 
-_TRANSPORT_CHANGES = ("SetAVTransportURI", "AddURIToQueue", "RemoveTrackFromQueue",
-                      "RemoveAllTracksFromQueue", "Play", "Pause", "Stop", "Seek", "Next",
-                      "Previous", "SetPlayMode", "SetCrossfadeMode")
+_TRANSPORT_CHANGES = (
+    "SetAVTransportURI",
+    "AddURIToQueue",
+    "RemoveTrackFromQueue",
+    "RemoveAllTracksFromQueue",
+    "Play",
+    "Pause",
+    "Stop",
+    "Seek",
+    "Next",
+    "Previous",
+    "SetPlayMode",
+    "SetCrossfadeMode",
+)
 
 
 def dispatch(model: SpeakerModel, action: str, args: Args) -> Out:
@@ -60,6 +71,7 @@ def _set_eq(attr: str, arg: str) -> Handler:
     def set_eq(m: SpeakerModel, args: Args) -> Out:
         setattr(m, attr, int_arg(args, arg, -10, 10))
         return {}
+
     return set_eq
 
 
@@ -84,11 +96,12 @@ def _browse(m: SpeakerModel, args: Args) -> Out:
     object_id, flag = args.get("ObjectID", ""), args.get("BrowseFlag", "")
     start, count = int_arg(args, "StartingIndex", 0), int_arg(args, "RequestedCount", 0)
     if object_id == "Q:0" and flag == "BrowseMetadata":
-        container = (f'<container id="Q:0" parentID="Q:" restricted="true" '
-                     f'childCount="{len(m.queue)}"><dc:title>Queue</dc:title>'
-                     "<upnp:class>object.container.playlistContainer</upnp:class></container>")
-        return {"Result": didl(container), "NumberReturned": 1, "TotalMatches": 1,
-                "UpdateID": m.queue_update_id}
+        container = (
+            f'<container id="Q:0" parentID="Q:" restricted="true" '
+            f'childCount="{len(m.queue)}"><dc:title>Queue</dc:title>'
+            "<upnp:class>object.container.playlistContainer</upnp:class></container>"
+        )
+        return {"Result": didl(container), "NumberReturned": 1, "TotalMatches": 1, "UpdateID": m.queue_update_id}
     if flag != "BrowseDirectChildren":
         raise UPnPError(402, "Invalid Args")
     playlist = m.library.playlist_by_id(object_id)
@@ -99,77 +112,97 @@ def _browse(m: SpeakerModel, args: Args) -> Out:
     elif object_id == "SQ:":
         items = [playlist_container(p) for p in m.library.playlists]
     elif playlist is not None:
-        items = [track_item(t, f"{object_id}/{i}", object_id)
-                 for i, t in enumerate(playlist.tracks)]
+        items = [track_item(t, f"{object_id}/{i}", object_id) for i, t in enumerate(playlist.tracks)]
     elif object_id in ("R:0/0", "R:0/1"):
         items = []
     else:
         raise UPnPError(701, "No such object")
-    page = items[start:start + count] if count else items[start:]
-    return {"Result": didl(*page), "NumberReturned": len(page), "TotalMatches": len(items),
-            "UpdateID": m.queue_update_id if object_id == "Q:0" else 1}
+    page = items[start : start + count] if count else items[start:]
+    return {
+        "Result": didl(*page),
+        "NumberReturned": len(page),
+        "TotalMatches": len(items),
+        "UpdateID": m.queue_update_id if object_id == "Q:0" else 1,
+    }
 
 
 # --- DeviceProperties and ZoneGroupTopology ---------------------------------------------------
 def _zone_attributes(m: SpeakerModel, args: Args) -> Out:
-    return {"CurrentZoneName": m.room_name, "CurrentIcon": "x-rincon-roomicon:living",
-            "CurrentConfiguration": "1", "CurrentTargetRoomName": m.room_name}
+    return {
+        "CurrentZoneName": m.room_name,
+        "CurrentIcon": "x-rincon-roomicon:living",
+        "CurrentConfiguration": "1",
+        "CurrentTargetRoomName": m.room_name,
+    }
 
 
 def _zone_info(m: SpeakerModel, args: Args) -> Out:
-    return {"SerialNumber": m.mac.replace(":", "-") + ":A", "SoftwareVersion": "95.0-77060",
-            "DisplaySoftwareVersion": "16.3", "HardwareVersion": "1.20.1.6-2.3",
-            "IPAddress": "127.0.0.1", "MACAddress": m.mac, "CopyrightInfo": "© 2025 Sonos, Inc.",
-            "ExtraInfo": "", "HTAudioIn": "0", "Flags": "0"}
+    return {
+        "SerialNumber": m.mac.replace(":", "-") + ":A",
+        "SoftwareVersion": "95.0-77060",
+        "DisplaySoftwareVersion": "16.3",
+        "HardwareVersion": "1.20.1.6-2.3",
+        "IPAddress": "127.0.0.1",
+        "MACAddress": m.mac,
+        "CopyrightInfo": "© 2025 Sonos, Inc.",
+        "ExtraInfo": "",
+        "HTAudioIn": "0",
+        "Flags": "0",
+    }
 
 
 def _group_attributes(m: SpeakerModel, args: Args) -> Out:
     leader = m.group_coordinator()
     members = [leader] + [x for x in m.household.members if x.coordinator is leader]
-    return {"CurrentZoneGroupName": leader.room_name, "CurrentZoneGroupID": f"{leader.uid}:7",
-            "CurrentZonePlayerUUIDsInGroup": ",".join(x.uid for x in members),
-            "CurrentMuseHouseholdId": m.household.household_id}
+    return {
+        "CurrentZoneGroupName": leader.room_name,
+        "CurrentZoneGroupID": f"{leader.uid}:7",
+        "CurrentZonePlayerUUIDsInGroup": ",".join(x.uid for x in members),
+        "CurrentMuseHouseholdId": m.household.household_id,
+    }
 
 
-ACTIONS: Mapping[str, Handler] = MappingProxyType({
-    "SetAVTransportURI": transport.set_uri,
-    "AddURIToQueue": transport.enqueue,
-    "RemoveTrackFromQueue": transport.remove_track,
-    "RemoveAllTracksFromQueue": transport.clear_queue,
-    "GetMediaInfo": transport.media_info,
-    "GetTransportInfo": transport.transport_info,
-    "GetPositionInfo": transport.position_info,
-    "GetTransportSettings": transport.transport_settings,
-    "GetCrossfadeMode": transport.crossfade,
-    "GetCurrentTransportActions": transport.actions,
-    "Stop": transport.stop,
-    "Play": transport.play,
-    "Pause": transport.pause,
-    "Seek": transport.seek,
-    "Next": transport.skip(1),
-    "Previous": transport.skip(-1),
-    "SetPlayMode": transport.set_play_mode,
-    "SetCrossfadeMode": transport.set_crossfade,
-    "GetMute": _get("mute", "CurrentMute"),
-    "SetMute": _set_mute,
-    "GetVolume": _get("volume", "CurrentVolume"),
-    "SetVolume": _set_volume,
-    "SetRelativeVolume": _relative_volume,
-    "GetBass": _get("bass", "CurrentBass"),
-    "SetBass": _set_eq("bass", "DesiredBass"),
-    "GetTreble": _get("treble", "CurrentTreble"),
-    "SetTreble": _set_eq("treble", "DesiredTreble"),
-    "GetLoudness": _get("loudness", "CurrentLoudness"),
-    "SetLoudness": _set_loudness,
-    "GetSupportsOutputFixed": lambda m, args: {"CurrentSupportsFixed": False},
-    "GetOutputFixed": lambda m, args: {"CurrentFixed": False},
-    "RampToVolume": _ramp,
-    "RestoreVolumePriorToRamp": _restore_pre_ramp,
-    "Browse": _browse,
-    "GetHouseholdID": lambda m, args: {"CurrentHouseholdID": m.household.household_id},
-    "GetZoneAttributes": _zone_attributes,
-    "GetZoneInfo": _zone_info,
-    "GetLEDState": lambda m, args: {"CurrentLEDState": "On"},
-    "GetZoneGroupState": lambda m, args: {"ZoneGroupState": m.zone_group_state_xml()},
-    "GetZoneGroupAttributes": _group_attributes,
-})
+ACTIONS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "SetAVTransportURI": transport.set_uri,
+        "AddURIToQueue": transport.enqueue,
+        "RemoveTrackFromQueue": transport.remove_track,
+        "RemoveAllTracksFromQueue": transport.clear_queue,
+        "GetMediaInfo": transport.media_info,
+        "GetTransportInfo": transport.transport_info,
+        "GetPositionInfo": transport.position_info,
+        "GetTransportSettings": transport.transport_settings,
+        "GetCrossfadeMode": transport.crossfade,
+        "GetCurrentTransportActions": transport.actions,
+        "Stop": transport.stop,
+        "Play": transport.play,
+        "Pause": transport.pause,
+        "Seek": transport.seek,
+        "Next": transport.skip(1),
+        "Previous": transport.skip(-1),
+        "SetPlayMode": transport.set_play_mode,
+        "SetCrossfadeMode": transport.set_crossfade,
+        "GetMute": _get("mute", "CurrentMute"),
+        "SetMute": _set_mute,
+        "GetVolume": _get("volume", "CurrentVolume"),
+        "SetVolume": _set_volume,
+        "SetRelativeVolume": _relative_volume,
+        "GetBass": _get("bass", "CurrentBass"),
+        "SetBass": _set_eq("bass", "DesiredBass"),
+        "GetTreble": _get("treble", "CurrentTreble"),
+        "SetTreble": _set_eq("treble", "DesiredTreble"),
+        "GetLoudness": _get("loudness", "CurrentLoudness"),
+        "SetLoudness": _set_loudness,
+        "GetSupportsOutputFixed": lambda m, args: {"CurrentSupportsFixed": False},
+        "GetOutputFixed": lambda m, args: {"CurrentFixed": False},
+        "RampToVolume": _ramp,
+        "RestoreVolumePriorToRamp": _restore_pre_ramp,
+        "Browse": _browse,
+        "GetHouseholdID": lambda m, args: {"CurrentHouseholdID": m.household.household_id},
+        "GetZoneAttributes": _zone_attributes,
+        "GetZoneInfo": _zone_info,
+        "GetLEDState": lambda m, args: {"CurrentLEDState": "On"},
+        "GetZoneGroupState": lambda m, args: {"ZoneGroupState": m.zone_group_state_xml()},
+        "GetZoneGroupAttributes": _group_attributes,
+    }
+)

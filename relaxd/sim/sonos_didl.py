@@ -92,8 +92,11 @@ def track_item(track: Track, item_id: str, parent_id: str) -> str:
         extra += f"<dc:creator>{escape(track.artist)}</dc:creator>"
     if track.album:
         extra += f"<upnp:album>{escape(track.album)}</upnp:album>"
-    desc = (f'<desc id="cdudn" nameSpace="urn:schemas-rinconnetworks-com:metadata-1-0/">'
-            f"{TUNEIN_DESC}</desc>" if track.upnp_class == BROADCAST_CLASS else "")
+    desc = (
+        f'<desc id="cdudn" nameSpace="urn:schemas-rinconnetworks-com:metadata-1-0/">{TUNEIN_DESC}</desc>'
+        if track.upnp_class == BROADCAST_CLASS
+        else ""
+    )
     return (
         f'<item id="{escape(item_id)}" parentID="{escape(parent_id)}" restricted="true">'
         f'<res protocolInfo="{protocol_info(track.uri)}"{duration}>{escape(track.uri)}</res>'
@@ -118,15 +121,19 @@ def playlist_container(playlist: Playlist) -> str:
 def favorite_item(favorite: Favorite) -> str:
     """A favorite as FV:2 lists it: r:resMD holds the DIDL of what the favorite plays."""
     if favorite.ref_class == PLAYLIST_CLASS:
-        ref = (f'<container id="SQ:{favorite.uri.rpartition("#")[2]}" parentID="SQ:" '
-               f'restricted="true"><dc:title>{escape(favorite.title)}</dc:title>'
-               f"<upnp:class>{PLAYLIST_CLASS}</upnp:class></container>")
+        ref = (
+            f'<container id="SQ:{favorite.uri.rpartition("#")[2]}" parentID="SQ:" '
+            f'restricted="true"><dc:title>{escape(favorite.title)}</dc:title>'
+            f"<upnp:class>{PLAYLIST_CLASS}</upnp:class></container>"
+        )
     else:
-        ref = (f'<item id="F00092020fav{favorite.number}" parentID="L" restricted="true">'
-               f"<dc:title>{escape(favorite.title)}</dc:title>"
-               f"<upnp:class>{favorite.ref_class}</upnp:class>"
-               f'<desc id="cdudn" nameSpace="urn:schemas-rinconnetworks-com:metadata-1-0/">'
-               f"{TUNEIN_DESC}</desc></item>")
+        ref = (
+            f'<item id="F00092020fav{favorite.number}" parentID="L" restricted="true">'
+            f"<dc:title>{escape(favorite.title)}</dc:title>"
+            f"<upnp:class>{favorite.ref_class}</upnp:class>"
+            f'<desc id="cdudn" nameSpace="urn:schemas-rinconnetworks-com:metadata-1-0/">'
+            f"{TUNEIN_DESC}</desc></item>"
+        )
     return (
         f'<item id="FV:2/{favorite.number}" parentID="FV:2" restricted="false">'
         f"<dc:title>{escape(favorite.title)}</dc:title><upnp:class>{FAVORITE_CLASS}</upnp:class>"
@@ -191,8 +198,7 @@ def seeded_library() -> Library:
         _nas("Pop", "Late Train", "Lena Park", "Commute", 243),
     )
     ocean = _nas("Nature", "Ocean Waves", "Field Recordings", "Shorelines", 1800)
-    spa_radio = Track("x-sonosapi-stream:s24146?sid=254&flags=8224&sn=0", "Spa Radio",
-                      upnp_class=BROADCAST_CLASS)
+    spa_radio = Track("x-sonosapi-stream:s24146?sid=254&flags=8224&sn=0", "Spa Radio", upnp_class=BROADCAST_CLASS)
     playlists = (Playlist(1, "Calm", calm), Playlist(2, "Deep Relaxation", deep))
     favorites = (
         Favorite(1, "Spa Radio", spa_radio.uri, BROADCAST_CLASS, "TuneIn Station"),

@@ -53,74 +53,147 @@ _I = ("InstanceID",)
 _IC = ("InstanceID", "Channel")
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("AVTransport", "/MediaRenderer/AVTransport/Control",
-                "/MediaRenderer/AVTransport/Event", MappingProxyType({
-        "SetAVTransportURI": ((*_I, "CurrentURI", "CurrentURIMetaData"), ()),
-        "AddURIToQueue": ((*_I, "EnqueuedURI", "EnqueuedURIMetaData",
-                           "DesiredFirstTrackNumberEnqueued", "EnqueueAsNext"),
-                          ("FirstTrackNumberEnqueued", "NumTracksAdded", "NewQueueLength")),
-        "RemoveTrackFromQueue": ((*_I, "ObjectID", "UpdateID"), ()),
-        "RemoveAllTracksFromQueue": (_I, ()),
-        "GetMediaInfo": (_I, ("NrTracks", "MediaDuration", "CurrentURI", "CurrentURIMetaData",
-                              "NextURI", "NextURIMetaData", "PlayMedium", "RecordMedium",
-                              "WriteStatus")),
-        "GetTransportInfo": (_I, ("CurrentTransportState", "CurrentTransportStatus",
-                                  "CurrentSpeed")),
-        "GetPositionInfo": (_I, ("Track", "TrackDuration", "TrackMetaData", "TrackURI",
-                                 "RelTime", "AbsTime", "RelCount", "AbsCount")),
-        "GetTransportSettings": (_I, ("PlayMode", "RecQualityMode")),
-        "GetCrossfadeMode": (_I, ("CrossfadeMode",)),
-        "GetCurrentTransportActions": (_I, ("Actions",)),
-        "Stop": (_I, ()),
-        "Play": ((*_I, "Speed"), ()),
-        "Pause": (_I, ()),
-        "Seek": ((*_I, "Unit", "Target"), ()),
-        "Next": (_I, ()),
-        "Previous": (_I, ()),
-        "SetPlayMode": ((*_I, "NewPlayMode"), ()),
-        "SetCrossfadeMode": ((*_I, "CrossfadeMode"), ()),
-    })),
-    ServiceSpec("RenderingControl", "/MediaRenderer/RenderingControl/Control",
-                "/MediaRenderer/RenderingControl/Event", MappingProxyType({
-        "GetMute": (_IC, ("CurrentMute",)),
-        "SetMute": ((*_IC, "DesiredMute"), ()),
-        "GetVolume": (_IC, ("CurrentVolume",)),
-        "SetVolume": ((*_IC, "DesiredVolume"), ()),
-        "SetRelativeVolume": ((*_IC, "Adjustment"), ("NewVolume",)),
-        "GetBass": (_I, ("CurrentBass",)),
-        "SetBass": ((*_I, "DesiredBass"), ()),
-        "GetTreble": (_I, ("CurrentTreble",)),
-        "SetTreble": ((*_I, "DesiredTreble"), ()),
-        "GetLoudness": (_IC, ("CurrentLoudness",)),
-        "SetLoudness": ((*_IC, "DesiredLoudness"), ()),
-        "GetSupportsOutputFixed": (_I, ("CurrentSupportsFixed",)),
-        "GetOutputFixed": (_I, ("CurrentFixed",)),
-        "RampToVolume": ((*_IC, "RampType", "DesiredVolume", "ResetVolumeAfter", "ProgramURI"),
-                         ("RampTime",)),
-        "RestoreVolumePriorToRamp": (_IC, ()),
-    })),
-    ServiceSpec("ContentDirectory", "/MediaServer/ContentDirectory/Control",
-                "/MediaServer/ContentDirectory/Event", MappingProxyType({
-        "Browse": (("ObjectID", "BrowseFlag", "Filter", "StartingIndex", "RequestedCount",
-                    "SortCriteria"), ("Result", "NumberReturned", "TotalMatches", "UpdateID")),
-    })),
-    ServiceSpec("DeviceProperties", "/DeviceProperties/Control", "/DeviceProperties/Event",
-                MappingProxyType({
-        "GetHouseholdID": ((), ("CurrentHouseholdID",)),
-        "GetZoneAttributes": ((), ("CurrentZoneName", "CurrentIcon", "CurrentConfiguration",
-                                   "CurrentTargetRoomName")),
-        "GetZoneInfo": ((), ("SerialNumber", "SoftwareVersion", "DisplaySoftwareVersion",
-                             "HardwareVersion", "IPAddress", "MACAddress", "CopyrightInfo",
-                             "ExtraInfo", "HTAudioIn", "Flags")),
-        "GetLEDState": ((), ("CurrentLEDState",)),
-    })),
-    ServiceSpec("ZoneGroupTopology", "/ZoneGroupTopology/Control", "/ZoneGroupTopology/Event",
-                MappingProxyType({
-        "GetZoneGroupState": ((), ("ZoneGroupState",)),
-        "GetZoneGroupAttributes": ((), ("CurrentZoneGroupName", "CurrentZoneGroupID",
-                                        "CurrentZonePlayerUUIDsInGroup",
-                                        "CurrentMuseHouseholdId")),
-    })),
+    ServiceSpec(
+        "AVTransport",
+        "/MediaRenderer/AVTransport/Control",
+        "/MediaRenderer/AVTransport/Event",
+        MappingProxyType(
+            {
+                "SetAVTransportURI": ((*_I, "CurrentURI", "CurrentURIMetaData"), ()),
+                "AddURIToQueue": (
+                    (*_I, "EnqueuedURI", "EnqueuedURIMetaData", "DesiredFirstTrackNumberEnqueued", "EnqueueAsNext"),
+                    ("FirstTrackNumberEnqueued", "NumTracksAdded", "NewQueueLength"),
+                ),
+                "RemoveTrackFromQueue": ((*_I, "ObjectID", "UpdateID"), ()),
+                "RemoveAllTracksFromQueue": (_I, ()),
+                "GetMediaInfo": (
+                    _I,
+                    (
+                        "NrTracks",
+                        "MediaDuration",
+                        "CurrentURI",
+                        "CurrentURIMetaData",
+                        "NextURI",
+                        "NextURIMetaData",
+                        "PlayMedium",
+                        "RecordMedium",
+                        "WriteStatus",
+                    ),
+                ),
+                "GetTransportInfo": (_I, ("CurrentTransportState", "CurrentTransportStatus", "CurrentSpeed")),
+                "GetPositionInfo": (
+                    _I,
+                    (
+                        "Track",
+                        "TrackDuration",
+                        "TrackMetaData",
+                        "TrackURI",
+                        "RelTime",
+                        "AbsTime",
+                        "RelCount",
+                        "AbsCount",
+                    ),
+                ),
+                "GetTransportSettings": (_I, ("PlayMode", "RecQualityMode")),
+                "GetCrossfadeMode": (_I, ("CrossfadeMode",)),
+                "GetCurrentTransportActions": (_I, ("Actions",)),
+                "Stop": (_I, ()),
+                "Play": ((*_I, "Speed"), ()),
+                "Pause": (_I, ()),
+                "Seek": ((*_I, "Unit", "Target"), ()),
+                "Next": (_I, ()),
+                "Previous": (_I, ()),
+                "SetPlayMode": ((*_I, "NewPlayMode"), ()),
+                "SetCrossfadeMode": ((*_I, "CrossfadeMode"), ()),
+            }
+        ),
+    ),
+    ServiceSpec(
+        "RenderingControl",
+        "/MediaRenderer/RenderingControl/Control",
+        "/MediaRenderer/RenderingControl/Event",
+        MappingProxyType(
+            {
+                "GetMute": (_IC, ("CurrentMute",)),
+                "SetMute": ((*_IC, "DesiredMute"), ()),
+                "GetVolume": (_IC, ("CurrentVolume",)),
+                "SetVolume": ((*_IC, "DesiredVolume"), ()),
+                "SetRelativeVolume": ((*_IC, "Adjustment"), ("NewVolume",)),
+                "GetBass": (_I, ("CurrentBass",)),
+                "SetBass": ((*_I, "DesiredBass"), ()),
+                "GetTreble": (_I, ("CurrentTreble",)),
+                "SetTreble": ((*_I, "DesiredTreble"), ()),
+                "GetLoudness": (_IC, ("CurrentLoudness",)),
+                "SetLoudness": ((*_IC, "DesiredLoudness"), ()),
+                "GetSupportsOutputFixed": (_I, ("CurrentSupportsFixed",)),
+                "GetOutputFixed": (_I, ("CurrentFixed",)),
+                "RampToVolume": ((*_IC, "RampType", "DesiredVolume", "ResetVolumeAfter", "ProgramURI"), ("RampTime",)),
+                "RestoreVolumePriorToRamp": (_IC, ()),
+            }
+        ),
+    ),
+    ServiceSpec(
+        "ContentDirectory",
+        "/MediaServer/ContentDirectory/Control",
+        "/MediaServer/ContentDirectory/Event",
+        MappingProxyType(
+            {
+                "Browse": (
+                    ("ObjectID", "BrowseFlag", "Filter", "StartingIndex", "RequestedCount", "SortCriteria"),
+                    ("Result", "NumberReturned", "TotalMatches", "UpdateID"),
+                ),
+            }
+        ),
+    ),
+    ServiceSpec(
+        "DeviceProperties",
+        "/DeviceProperties/Control",
+        "/DeviceProperties/Event",
+        MappingProxyType(
+            {
+                "GetHouseholdID": ((), ("CurrentHouseholdID",)),
+                "GetZoneAttributes": (
+                    (),
+                    ("CurrentZoneName", "CurrentIcon", "CurrentConfiguration", "CurrentTargetRoomName"),
+                ),
+                "GetZoneInfo": (
+                    (),
+                    (
+                        "SerialNumber",
+                        "SoftwareVersion",
+                        "DisplaySoftwareVersion",
+                        "HardwareVersion",
+                        "IPAddress",
+                        "MACAddress",
+                        "CopyrightInfo",
+                        "ExtraInfo",
+                        "HTAudioIn",
+                        "Flags",
+                    ),
+                ),
+                "GetLEDState": ((), ("CurrentLEDState",)),
+            }
+        ),
+    ),
+    ServiceSpec(
+        "ZoneGroupTopology",
+        "/ZoneGroupTopology/Control",
+        "/ZoneGroupTopology/Event",
+        MappingProxyType(
+            {
+                "GetZoneGroupState": ((), ("ZoneGroupState",)),
+                "GetZoneGroupAttributes": (
+                    (),
+                    (
+                        "CurrentZoneGroupName",
+                        "CurrentZoneGroupID",
+                        "CurrentZonePlayerUUIDsInGroup",
+                        "CurrentMuseHouseholdId",
+                    ),
+                ),
+            }
+        ),
+    ),
 )
 
 
@@ -145,11 +218,9 @@ def scpd_xml(spec: ServiceSpec) -> str:
                     f"<argument><name>{arg}</name><direction>{direction}</direction>"
                     f"<relatedStateVariable>A_ARG_TYPE_{arg}</relatedStateVariable></argument>"
                 )
-        actions.append(f"<action><name>{name}</name><argumentList>{''.join(args)}"
-                       "</argumentList></action>")
+        actions.append(f"<action><name>{name}</name><argumentList>{''.join(args)}</argumentList></action>")
     state = "".join(
-        f'<stateVariable sendEvents="no"><name>{v}</name><dataType>string</dataType>'
-        "</stateVariable>" for v in variables
+        f'<stateVariable sendEvents="no"><name>{v}</name><dataType>string</dataType></stateVariable>' for v in variables
     )
     return (
         f'<?xml version="1.0" encoding="utf-8"?><scpd xmlns="{SERVICE_NS}">'
@@ -198,14 +269,12 @@ def response_xml(spec: ServiceSpec, action: str, values: Mapping[str, object]) -
     if missing:
         raise RuntimeError(f"{spec.name}.{action} handler left out {missing}")
     args = "".join(f"<{n}>{escape(_text(values[n]))}</{n}>" for n in outs)
-    return _envelope(f'<u:{action}Response xmlns:u="{spec.service_type}">{args}'
-                     f"</u:{action}Response>")
+    return _envelope(f'<u:{action}Response xmlns:u="{spec.service_type}">{args}</u:{action}Response>')
 
 
 def fault_xml(error: UPnPError) -> str:
     """A SOAP Fault as Sonos sends it; soco reads errorCode in the control-1-0 namespace."""
-    description = (f"<errorDescription>{escape(error.description)}</errorDescription>"
-                   if error.description else "")
+    description = f"<errorDescription>{escape(error.description)}</errorDescription>" if error.description else ""
     return _envelope(
         "<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>"
         f'<detail><UPnPError xmlns="{CONTROL_NS}"><errorCode>{error.code}</errorCode>'

@@ -70,9 +70,15 @@ class SonosSpeakerSim(SpeakerModel):
     delays every answer.
     """
 
-    def __init__(self, port: int = 0, room_name: str = "Massage Room", latency_ms: float = 0,
-                 *, library: Library | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        room_name: str = "Massage Room",
+        latency_ms: float = 0,
+        *,
+        library: Library | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(room_name, library=library, clock=clock)
         self.host = "127.0.0.1"
         self.latency_ms = latency_ms
@@ -85,8 +91,7 @@ class SonosSpeakerSim(SpeakerModel):
         self._meta_lock = threading.Lock()
 
     @classmethod
-    def demo(cls, port: int = 0, room_name: str = "Massage Room",
-             latency_ms: float = 0) -> SonosSpeakerSim:
+    def demo(cls, port: int = 0, room_name: str = "Massage Room", latency_ms: float = 0) -> SonosSpeakerSim:
         """A speaker (not yet started) playing everyday music from its queue at volume 25."""
         sim = cls(port, room_name, latency_ms)
         sim.load_queue(track=2, position_s=41.0)
@@ -143,8 +148,9 @@ class SonosSpeakerSim(SpeakerModel):
     def __enter__(self) -> SonosSpeakerSim:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # --- request log and fault injection -------------------------------------------------------
@@ -213,16 +219,14 @@ class SonosSpeakerSim(SpeakerModel):
             self._record(service_name, action, args, None)
         return mangle(status, answer) if mangle is not None else (status, answer)
 
-    def _record(self, service: str, action: str, args: Mapping[str, str],
-                code: int | None) -> None:
+    def _record(self, service: str, action: str, args: Mapping[str, str], code: int | None) -> None:
         with self._meta_lock:
             self._log.append(SoapCall(service, action, dict(args), time.monotonic(), code))
 
     def document(self, path: str) -> str | None:
         """The XML documents soco GETs: device description and service descriptions."""
         if path == "/xml/device_description.xml":
-            return device_description_xml(room_name=self.room_name, uid=self.uid, mac=self.mac,
-                                          location_host=self.host)
+            return device_description_xml(room_name=self.room_name, uid=self.uid, mac=self.mac, location_host=self.host)
         spec = service_by_scpd_url(path)
         return scpd_xml(spec) if spec is not None else None
 
@@ -265,8 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         self._delay()
-        status, text = self.server.sim.handle_control(
-            self.path, self.headers.get("SOAPACTION", ""), body)
+        status, text = self.server.sim.handle_control(self.path, self.headers.get("SOAPACTION", ""), body)
         self._send(status, text)
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -11,11 +11,13 @@ from xml.sax.saxutils import quoteattr
 
 from relaxd.sim.sonos_didl import BROADCAST_CLASS, Library, Track, seeded_library
 
-PLAY_MODES = ("NORMAL", "REPEAT_ALL", "REPEAT_ONE", "SHUFFLE_NOREPEAT", "SHUFFLE",
-              "SHUFFLE_REPEAT_ONE")
+PLAY_MODES = ("NORMAL", "REPEAT_ALL", "REPEAT_ONE", "SHUFFLE_NOREPEAT", "SHUFFLE", "SHUFFLE_REPEAT_ONE")
 # steps per second and whether the ramp starts from 0, as soco documents the Sonos ramp types
-RAMP_TYPES = {"SLEEP_TIMER_RAMP_TYPE": (1.25, False), "ALARM_RAMP_TYPE": (2.5, True),
-              "AUTOPLAY_RAMP_TYPE": (50.0, True)}
+RAMP_TYPES = {
+    "SLEEP_TIMER_RAMP_TYPE": (1.25, False),
+    "ALARM_RAMP_TYPE": (2.5, True),
+    "AUTOPLAY_RAMP_TYPE": (50.0, True),
+}
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,13 @@ class Household:
 class SpeakerModel:
     """One speaker's state; every read first brings it up to the current time."""
 
-    def __init__(self, room_name: str, *, library: Library | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, room_name: str, *, library: Library | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.lock = threading.RLock()
         self.room_name = room_name
         hexid = uuid.uuid4().hex[:12].upper()
-        self.mac = ":".join(hexid[i:i + 2] for i in range(0, 12, 2))
+        self.mac = ":".join(hexid[i : i + 2] for i in range(0, 12, 2))
         self.uid = f"RINCON_{hexid}01400"
         self.library = library if library is not None else seeded_library()
         self.location = ""  # set by the server once it knows its port
@@ -193,8 +196,7 @@ class SpeakerModel:
         for coordinator in self.household.members:
             if coordinator.coordinator is not None:
                 continue
-            members = [coordinator] + [m for m in self.household.members
-                                       if m.coordinator is coordinator]
+            members = [coordinator] + [m for m in self.household.members if m.coordinator is coordinator]
             member_xml = "".join(
                 f"<ZoneGroupMember UUID={quoteattr(m.uid)} Location={quoteattr(m.location)} "
                 f'ZoneName={quoteattr(m.room_name)} Icon="x-rincon-roomicon:living" '
@@ -202,10 +204,14 @@ class SpeakerModel:
                 'MicEnabled="0" VoiceConfigState="0" IdleState="1" MoreInfo=""/>'
                 for m in members
             )
-            groups.append(f"<ZoneGroup Coordinator={quoteattr(coordinator.uid)} "
-                          f"ID={quoteattr(coordinator.uid + ':7')}>{member_xml}</ZoneGroup>")
-        return (f"<ZoneGroupState><ZoneGroups>{''.join(groups)}</ZoneGroups>"
-                "<VanishedDevices></VanishedDevices></ZoneGroupState>")
+            groups.append(
+                f"<ZoneGroup Coordinator={quoteattr(coordinator.uid)} "
+                f"ID={quoteattr(coordinator.uid + ':7')}>{member_xml}</ZoneGroup>"
+            )
+        return (
+            f"<ZoneGroupState><ZoneGroups>{''.join(groups)}</ZoneGroups>"
+            "<VanishedDevices></VanishedDevices></ZoneGroupState>"
+        )
 
     # --- inspection and the user's hand (the Sonos app) --------------------------------------
     def state(self) -> SimState:
@@ -220,12 +226,22 @@ class SpeakerModel:
             track = leader.current_track()
             return SimState(
                 uri=self.uri if leader is self else f"x-rincon:{leader.uid}",
-                uri_metadata=leader.uri_metadata, transport_state=leader.transport_state,
-                queue=tuple(t.uri for t in leader.queue), track=leader.track_nr,
-                track_uri=track.uri if track else "", position_s=leader.position_s(),
-                volume=volume, ramping=ramping, mute=mute, bass=bass, treble=treble,
-                loudness=loudness, play_mode=leader.play_mode, crossfade=leader.crossfade,
-                coordinator_uid=leader.uid)
+                uri_metadata=leader.uri_metadata,
+                transport_state=leader.transport_state,
+                queue=tuple(t.uri for t in leader.queue),
+                track=leader.track_nr,
+                track_uri=track.uri if track else "",
+                position_s=leader.position_s(),
+                volume=volume,
+                ramping=ramping,
+                mute=mute,
+                bass=bass,
+                treble=treble,
+                loudness=loudness,
+                play_mode=leader.play_mode,
+                crossfade=leader.crossfade,
+                coordinator_uid=leader.uid,
+            )
 
     def hand_set_volume(self, volume: int) -> None:
         """The user turns the volume in the Sonos app (this also ends a running ramp)."""
@@ -249,14 +265,18 @@ class SpeakerModel:
             if self.transport_state == "PLAYING":
                 self.set_transport("PAUSED_PLAYBACK")
 
-    def load_queue(self, uris: list[str] | None = None, *, track: int = 1,
-                   position_s: float = 0.0, transport_state: str = "PLAYING") -> None:
+    def load_queue(
+        self,
+        uris: list[str] | None = None,
+        *,
+        track: int = 1,
+        position_s: float = 0.0,
+        transport_state: str = "PLAYING",
+    ) -> None:
         """Set the speaker up playing (or paused/stopped in) its queue, by library track URIs."""
         with self.lock:
-            chosen = uris if uris is not None else [t.uri for t in self.library.tracks
-                                                    if "/Music/Pop/" in t.uri]
-            self.queue = [self.library.track(u) or Track(u, u.rpartition("/")[2], duration_s=200)
-                          for u in chosen]
+            chosen = uris if uris is not None else [t.uri for t in self.library.tracks if "/Music/Pop/" in t.uri]
+            self.queue = [self.library.track(u) or Track(u, u.rpartition("/")[2], duration_s=200) for u in chosen]
             self.queue_update_id += 1
             self.load(self.queue_uri(), "", None)
             self.track_nr = track
@@ -266,9 +286,17 @@ class SpeakerModel:
     def start_cloud_queue(self, service: str = "spotify") -> None:
         """Spotify Connect (or an Alexa cloud queue) playing: nobody can restart it by URI."""
         with self.lock:
-            uri = (f"x-sonos-vli:{self.uid}:2,spotify:5f7d3c1e9a2b4d6f" if service == "spotify"
-                   else f"x-rincon-queue:{self.uid}#8")
-            track = Track("x-sonos-spotify:spotify%3atrack%3a4uLU6hMCjMI75M1A2tKUQC?sid=9",
-                          "Unwind", "Cloud Artist", "Cloud Album", 240)
+            uri = (
+                f"x-sonos-vli:{self.uid}:2,spotify:5f7d3c1e9a2b4d6f"
+                if service == "spotify"
+                else f"x-rincon-queue:{self.uid}#8"
+            )
+            track = Track(
+                "x-sonos-spotify:spotify%3atrack%3a4uLU6hMCjMI75M1A2tKUQC?sid=9",
+                "Unwind",
+                "Cloud Artist",
+                "Cloud Album",
+                240,
+            )
             self.load(uri, "", track)
             self.set_transport("PLAYING")

@@ -21,14 +21,26 @@ Out = dict[str, object]
 Handler = Callable[[SpeakerModel, Args], Out]
 
 # Schemes a Sonos player accepts for SetAVTransportURI/AddURIToQueue; anything else is 714.
-_PLAYABLE = ("x-sonosapi-stream:", "x-sonosapi-radio:", "x-rincon-mp3radio:", "x-file-cifs:",
-             "http:", "https:", "aac:", "hls-radio:", "x-sonos-http:", "x-sonos-spotify:",
-             "x-sonosapi-hls:", "x-sonosapi-hls-static:", "x-rincon-cpcontainer:",
-             SAVED_QUEUE_PREFIX)
-_STREAMS = ("x-sonosapi-stream:", "x-sonosapi-radio:", "x-rincon-mp3radio:", "aac:",
-            "hls-radio:", "x-sonosapi-hls:")
+_PLAYABLE = (
+    "x-sonosapi-stream:",
+    "x-sonosapi-radio:",
+    "x-rincon-mp3radio:",
+    "x-file-cifs:",
+    "http:",
+    "https:",
+    "aac:",
+    "hls-radio:",
+    "x-sonos-http:",
+    "x-sonos-spotify:",
+    "x-sonosapi-hls:",
+    "x-sonosapi-hls-static:",
+    "x-rincon-cpcontainer:",
+    SAVED_QUEUE_PREFIX,
+)
+_STREAMS = ("x-sonosapi-stream:", "x-sonosapi-radio:", "x-rincon-mp3radio:", "aac:", "hls-radio:", "x-sonosapi-hls:")
 # containers can only be enqueued, not set as the transport URI
 _CONTAINERS = (SAVED_QUEUE_PREFIX, "x-rincon-cpcontainer:")
+
 
 def int_arg(args: Args, name: str, low: int | None = None, high: int | None = None) -> int:
     try:
@@ -74,17 +86,22 @@ def enqueue(m: SpeakerModel, args: Args) -> Out:
         tracks = list(playlist.tracks)
     elif uri.startswith(_PLAYABLE):
         known = m.library.track(uri)
-        tracks = [known or Track(uri, title_from_metadata(metadata) or uri.rpartition("/")[2],
-                                 duration_s=0 if uri.startswith(_STREAMS) else 180)]
+        tracks = [
+            known
+            or Track(
+                uri,
+                title_from_metadata(metadata) or uri.rpartition("/")[2],
+                duration_s=0 if uri.startswith(_STREAMS) else 180,
+            )
+        ]
     else:
         raise UPnPError(714, "Illegal MIME-Type")
     first = desired if 0 < desired <= len(m.queue) else len(m.queue) + 1
-    m.queue[first - 1:first - 1] = tracks
+    m.queue[first - 1 : first - 1] = tracks
     if m.source_kind() == "queue" and first <= m.track_nr:
         m.track_nr += len(tracks)
     m.queue_update_id += 1
-    return {"FirstTrackNumberEnqueued": first, "NumTracksAdded": len(tracks),
-            "NewQueueLength": len(m.queue)}
+    return {"FirstTrackNumberEnqueued": first, "NumTracksAdded": len(tracks), "NewQueueLength": len(m.queue)}
 
 
 def remove_track(m: SpeakerModel, args: Args) -> Out:
@@ -108,29 +125,49 @@ def media_info(m: SpeakerModel, args: Args) -> Out:
     leader = m.group_coordinator()
     uri = m.uri if leader is m else f"x-rincon:{leader.uid}"
     tracks = len(m.queue) if m.source_kind() == "queue" else (1 if m.uri else 0)
-    return {"NrTracks": tracks, "MediaDuration": "NOT_IMPLEMENTED", "CurrentURI": uri,
-            "CurrentURIMetaData": m.uri_metadata if leader is m else "", "NextURI": "",
-            "NextURIMetaData": "", "PlayMedium": "NETWORK" if m.uri else "NONE",
-            "RecordMedium": "NOT_IMPLEMENTED", "WriteStatus": "NOT_IMPLEMENTED"}
+    return {
+        "NrTracks": tracks,
+        "MediaDuration": "NOT_IMPLEMENTED",
+        "CurrentURI": uri,
+        "CurrentURIMetaData": m.uri_metadata if leader is m else "",
+        "NextURI": "",
+        "NextURIMetaData": "",
+        "PlayMedium": "NETWORK" if m.uri else "NONE",
+        "RecordMedium": "NOT_IMPLEMENTED",
+        "WriteStatus": "NOT_IMPLEMENTED",
+    }
 
 
 def transport_info(m: SpeakerModel, args: Args) -> Out:
-    return {"CurrentTransportState": m.transport_state, "CurrentTransportStatus": "OK",
-            "CurrentSpeed": "1"}
+    return {"CurrentTransportState": m.transport_state, "CurrentTransportStatus": "OK", "CurrentSpeed": "1"}
 
 
 def position_info(m: SpeakerModel, args: Args) -> Out:
     track = m.current_track()
     if track is None:
-        return {"Track": 0, "TrackDuration": "0:00:00", "TrackMetaData": "", "TrackURI": "",
-                "RelTime": "0:00:00", "AbsTime": "NOT_IMPLEMENTED", "RelCount": 2147483647,
-                "AbsCount": 2147483647}
+        return {
+            "Track": 0,
+            "TrackDuration": "0:00:00",
+            "TrackMetaData": "",
+            "TrackURI": "",
+            "RelTime": "0:00:00",
+            "AbsTime": "NOT_IMPLEMENTED",
+            "RelCount": 2147483647,
+            "AbsCount": 2147483647,
+        }
     # line-in and TV have no track metadata; soco knows the marker
     inputs = m.source_kind() == "input"
     metadata = "NOT_IMPLEMENTED" if inputs else didl(track_item(track, "-1", "-1"))
-    return {"Track": m.track_nr, "TrackDuration": hms(track.duration_s),
-            "TrackMetaData": metadata, "TrackURI": track.uri, "RelTime": hms(m.position_s()),
-            "AbsTime": "NOT_IMPLEMENTED", "RelCount": 2147483647, "AbsCount": 2147483647}
+    return {
+        "Track": m.track_nr,
+        "TrackDuration": hms(track.duration_s),
+        "TrackMetaData": metadata,
+        "TrackURI": track.uri,
+        "RelTime": hms(m.position_s()),
+        "AbsTime": "NOT_IMPLEMENTED",
+        "RelCount": 2147483647,
+        "AbsCount": 2147483647,
+    }
 
 
 def transport_settings(m: SpeakerModel, args: Args) -> Out:
@@ -206,6 +243,7 @@ def skip(step: int) -> Handler:
         m.track_nr = wanted
         m.set_position(0.0)
         return {}
+
     return skip
 
 

@@ -208,9 +208,7 @@ class HueLights:
             found = [(gid, g) for gid, g in groups.items() if g.get("name") == self._group]
             if not found:
                 known = ", ".join(sorted(str(g.get("name")) for g in groups.values())) or "none"
-                raise DeviceError(
-                    DEVICE, f"no Hue group named {self._group!r} (groups on the bridge: {known})"
-                )
+                raise DeviceError(DEVICE, f"no Hue group named {self._group!r} (groups on the bridge: {known})")
             group_id, group = found[0]
             ids = [str(i) for i in group.get("lights", []) if str(i) in lights]
             if not ids:

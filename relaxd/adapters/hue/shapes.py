@@ -6,7 +6,12 @@ from typing import Any
 
 # Light state fields relaxd reads, and the JSON types the v1 API gives them.
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
-    "on": (bool,), "reachable": (bool,), "colormode": (str,), "bri": (int,), "ct": (int,), "hue": (int,),
+    "on": (bool,),
+    "reachable": (bool,),
+    "colormode": (str,),
+    "bri": (int,),
+    "ct": (int,),
+    "hue": (int,),
     "sat": (int,),
 }
 
@@ -74,7 +79,8 @@ def groups_problem(groups: dict[str, Any]) -> str | None:
         if not isinstance(group, dict):
             return f"group {group_id} is not an object"
         members = group.get("lights", [])
-        if not isinstance(members, list) or not all(isinstance(m, str | int) and not isinstance(m, bool)
-                                                    for m in members):
+        if not isinstance(members, list) or not all(
+            isinstance(m, str | int) and not isinstance(m, bool) for m in members
+        ):
             return f"group {group_id}: lights is not a list of light ids"
     return None

@@ -99,9 +99,7 @@ class HueBridge:
         except DeviceError:
             raise
         except TimeoutError as exc:
-            raise DeviceError(
-                DEVICE, f"{what}: no answer from {self.host} within {self.timeout_s:g} s"
-            ) from exc
+            raise DeviceError(DEVICE, f"{what}: no answer from {self.host} within {self.timeout_s:g} s") from exc
         except ConnectionRefusedError as exc:
             raise DeviceError(DEVICE, f"{what}: {self.host} refused the connection") from exc
         except Exception as exc:  # phue raises anything from OSError to KeyError
@@ -141,9 +139,7 @@ class HueBridge:
         """One GET of the config; an unknown username only gets the public part of it."""
         config = self.call("reading config", lambda b: b.request("GET", f"/api/{b.username}/config"))
         if not isinstance(config, dict) or "whitelist" not in config:
-            raise DeviceError(
-                DEVICE, "the bridge does not know this username; pair with `relaxd hue pair`", code=1
-            )
+            raise DeviceError(DEVICE, "the bridge does not know this username; pair with `relaxd hue pair`", code=1)
 
     # -- transport --------------------------------------------------------------------------------
 
@@ -173,13 +169,9 @@ class HueBridge:
         try:
             result = json.loads(payload)
         except ValueError as exc:
-            raise DeviceError(
-                DEVICE, f"{mode} {self._redact(address)}: the bridge sent invalid JSON"
-            ) from exc
+            raise DeviceError(DEVICE, f"{mode} {self._redact(address)}: the bridge sent invalid JSON") from exc
         errors = (
-            [e["error"] for e in result if isinstance(e, dict) and "error" in e]
-            if isinstance(result, list)
-            else []
+            [e["error"] for e in result if isinstance(e, dict) and "error" in e] if isinstance(result, list) else []
         )
         if errors:
             text = "; ".join(f"{e.get('description')} ({e.get('address')})" for e in errors)
@@ -205,14 +197,10 @@ class HueBridge:
         self._scheme = "https"
         return result
 
-    def _send_once(
-        self, scheme: str, mode: str, address: str, body: bytes | None
-    ) -> tuple[int, bytes, float]:
+    def _send_once(self, scheme: str, mode: str, address: str, body: bytes | None) -> tuple[int, bytes, float]:
         connection: http.client.HTTPConnection
         if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                self.host, timeout=self.timeout_s, context=_bridge_tls_context()
-            )
+            connection = http.client.HTTPSConnection(self.host, timeout=self.timeout_s, context=_bridge_tls_context())
         else:
             connection = http.client.HTTPConnection(self.host, timeout=self.timeout_s)
         headers = {"Content-Type": "application/json"} if body is not None else {}

@@ -50,8 +50,7 @@ class DeadlineCaller:
         self.timeout_s = timeout_s
         self.where = where
 
-    def __call__(self, what: str, fn: Callable[[], T], requests_n: int = 1,
-                 budget_s: float | None = None) -> T:
+    def __call__(self, what: str, fn: Callable[[], T], requests_n: int = 1, budget_s: float | None = None) -> T:
         deadline_s = budget_s if budget_s is not None else self.timeout_s * requests_n
         outcome: list[tuple[bool, Any]] = []
         done = threading.Event()
@@ -66,8 +65,7 @@ class DeadlineCaller:
 
         threading.Thread(target=run, name=f"sonos: {what}", daemon=True).start()
         if not done.wait(deadline_s):
-            raise DeviceError(DEVICE, f"{what}: no answer from {self.where} "
-                                      f"within {deadline_s:g} s")
+            raise DeviceError(DEVICE, f"{what}: no answer from {self.where} within {deadline_s:g} s")
         ok, value = outcome[0]
         if not ok:
             log.debug("speaker %s: %s failed", self.where, what, exc_info=value)

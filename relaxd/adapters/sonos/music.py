@@ -11,8 +11,9 @@ from relaxd.adapters.sonos.calls import DeadlineCaller as Call
 from relaxd.core.ports import DeviceError, MusicSource
 
 
-def prepare_source(call: Call, device: Any, source: MusicSource,
-                   favorites_of: Callable[[Any], list[Any]]) -> Callable[[], None]:
+def prepare_source(
+    call: Call, device: Any, source: MusicSource, favorites_of: Callable[[Any], list[Any]]
+) -> Callable[[], None]:
     """Look source up (raising DeviceError for an unknown title) and return what plays it."""
     if source.favorite:
         favorites = favorites_of(device)
@@ -27,8 +28,9 @@ def prepare_source(call: Call, device: Any, source: MusicSource,
         uri, meta = reference.resources[0].uri, getattr(favorite, "resource_meta_data", None)
         return lambda: call("play the favorite", lambda: device.play_uri(uri, meta), requests_n=2)
     if source.playlist:
-        playlists = call("list the Sonos playlists", lambda: list(
-            device.get_sonos_playlists(complete_result=True)), requests_n=2)
+        playlists = call(
+            "list the Sonos playlists", lambda: list(device.get_sonos_playlists(complete_result=True)), requests_n=2
+        )
         playlist = by_title(playlists, source.playlist, "playlist")
         return lambda: play_from_queue(call, device, playlist)
     uri = source.uri or ""
@@ -43,8 +45,7 @@ def play_from_queue(call: Call, device: Any, item: Any) -> None:
 
 def by_title(items: Sequence[Any], title: str, kind: str) -> Any:
     """The item called title (exact, else ignoring case); DeviceError naming what exists."""
-    found = ([i for i in items if i.title == title]
-             or [i for i in items if str(i.title).casefold() == title.casefold()])
+    found = [i for i in items if i.title == title] or [i for i in items if str(i.title).casefold() == title.casefold()]
     if not found:
         known = ", ".join(repr(i.title) for i in items) or "none"
         raise DeviceError("speaker", f"no Sonos {kind} called {title!r}; there are: {known}")

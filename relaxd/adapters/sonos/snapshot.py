@@ -44,14 +44,19 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
         """
         device = self.device
         with ThreadPoolExecutor(max_workers=_PARALLEL_READS, thread_name_prefix="sonos-snapshot") as pool:
-            first = {name: pool.submit(read) for name, read in (
-                ("is_coordinator", lambda: device.is_coordinator),
-                ("media_info", lambda: device.avTransport.GetMediaInfo([("InstanceID", 0)])),
-                ("volume", lambda: device.volume), ("mute", lambda: device.mute),
-                ("bass", lambda: device.bass), ("treble", lambda: device.treble),
-                ("loudness", lambda: device.loudness),
-                ("transport_info", device.get_current_transport_info),
-            )}
+            first = {
+                name: pool.submit(read)
+                for name, read in (
+                    ("is_coordinator", lambda: device.is_coordinator),
+                    ("media_info", lambda: device.avTransport.GetMediaInfo([("InstanceID", 0)])),
+                    ("volume", lambda: device.volume),
+                    ("mute", lambda: device.mute),
+                    ("bass", lambda: device.bass),
+                    ("treble", lambda: device.treble),
+                    ("loudness", lambda: device.loudness),
+                    ("transport_info", device.get_current_transport_info),
+                )
+            }
             got = {name: future.result() for name, future in first.items()}
             self.is_coordinator = got["is_coordinator"]
             self.media_uri = got["media_info"]["CurrentURI"]

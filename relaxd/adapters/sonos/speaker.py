@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 MIN_STEP_S = 0.1  # a ramp sends at most ten volume steps a second
 FAVORITES_TTL_S = 60.0
 # Restoring cannot succeed on a retry after these: the saved source itself cannot be started.
-UNRESTORABLE_CODES = {402: "a cloud queue (Spotify Connect, Alexa) that only its app can restart",
-                      714: "the speaker no longer accepts the saved source URI"}
+UNRESTORABLE_CODES = {
+    402: "a cloud queue (Spotify Connect, Alexa) that only its app can restart",
+    714: "the speaker no longer accepts the saved source URI",
+}
 
 
 def ramp_steps(start: int, target: int, ramp_s: float) -> list[tuple[float, int]]:
@@ -42,8 +44,15 @@ class SonosSpeaker:
     next call to the adapter cancels. restore blocks until its fade is done.
     """
 
-    def __init__(self, host: str | None = None, name: str | None = None, max_volume: int = 100,
-                 timeout_s: float = 5.0, *, find_by_name: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        name: str | None = None,
+        max_volume: int = 100,
+        timeout_s: float = 5.0,
+        *,
+        find_by_name: Callable[[str], Any] | None = None,
+    ) -> None:
         if not host and not name:
             raise ValueError("a Sonos speaker needs a host or a room name")
         self.host = host
@@ -78,8 +87,11 @@ class SonosSpeaker:
             cached = self._favorites_cache
         if cached is not None and now_s - cached[0] < FAVORITES_TTL_S:
             return cached[1]
-        favorites: list[Any] = self._call("list the Sonos favorites", lambda: list(
-            device.music_library.get_sonos_favorites(complete_result=True)), requests_n=2)
+        favorites: list[Any] = self._call(
+            "list the Sonos favorites",
+            lambda: list(device.music_library.get_sonos_favorites(complete_result=True)),
+            requests_n=2,
+        )
         with self._lock:
             self._favorites_cache = (now_s, favorites)
         return favorites
@@ -93,13 +105,11 @@ class SonosSpeaker:
             return self._soco
         if self.host:
             address, _, port = self.host.rpartition(":") if ":" in self.host else (self.host, "", "")
-            device = self._call("resolve the host", lambda: soco.SoCo(
-                socket.gethostbyname(address), int(port or 1400)))
+            device = self._call("resolve the host", lambda: soco.SoCo(socket.gethostbyname(address), int(port or 1400)))
         else:
             # discovery (multicast) only ever happens for a speaker configured by room name
             name = self.name or ""
-            device = self._call(f"discover {name!r}", lambda: self._find_by_name(name),
-                                budget_s=self.timeout_s + 5)
+            device = self._call(f"discover {name!r}", lambda: self._find_by_name(name), budget_s=self.timeout_s + 5)
             if device is None:
                 raise DeviceError(DEVICE, f"no Sonos speaker named {self.name!r} was found")
         self._soco = device
@@ -143,8 +153,7 @@ class SonosSpeaker:
         self._ramp_stop, self._ramp_thread = stop, thread
         thread.start()
 
-    def _run_ramp(self, device: Any, start: int, target: int, ramp_s: float,
-                  stop: threading.Event) -> bool:
+    def _run_ramp(self, device: Any, start: int, target: int, ramp_s: float, stop: threading.Event) -> bool:
         """Step the volume; False when cancelled or the user took the volume over."""
         began = time.monotonic()
         for offset_s, volume in ramp_steps(start, target, ramp_s):
@@ -170,8 +179,12 @@ class SonosSpeaker:
 
     def _note_hand_volume(self, current: int) -> None:
         if not self._hand_volume:
-            log.info("speaker %s: volume changed by hand to %s (relaxd set %s); leaving it alone",
-                     self._where(), current, self._last_volume)
+            log.info(
+                "speaker %s: volume changed by hand to %s (relaxd set %s); leaving it alone",
+                self._where(),
+                current,
+                self._last_volume,
+            )
         self._hand_volume = True
 
     def _capped(self, volume: int) -> int:
@@ -255,8 +268,7 @@ class SonosSpeaker:
         uri = self._call("read the source", lambda: device.get_current_media_info()["uri"])
         with self._lock:
             if our_uri is not None and uri != our_uri:
-                log.info("speaker %s: source changed by hand to %s; leaving it alone",
-                         self._where(), uri)
+                log.info("speaker %s: source changed by hand to %s; leaving it alone", self._where(), uri)
                 self._hand_source = True
             if last_volume is not None and current != last_volume:
                 self._note_hand_volume(current)
@@ -297,13 +309,11 @@ class SonosSpeaker:
                 if not self._run_ramp(device, 0, int(snap.volume), fade_s, threading.Event()):
                     report.left_alone.append("volume")
             if not hand_volume:
-                report.restored += [n for n in ("volume", "mute", "eq")
-                                    if n not in report.left_alone]
+                report.restored += [n for n in ("volume", "mute", "eq") if n not in report.left_alone]
             self._reset_session()
             return report
 
-    def _restore_snapshot(self, snap: sonos_snapshot.RelaxdSnapshot, fade: bool,
-                          report: RestoreReport) -> None:
+    def _restore_snapshot(self, snap: sonos_snapshot.RelaxdSnapshot, fade: bool, report: RestoreReport) -> None:
         """soco's Snapshot.restore; a source nobody can restart is reported, not retried."""
         requests_n = 16 + sum(len(batch) for batch in snap.queue or [])
         try:
@@ -311,8 +321,7 @@ class SonosSpeaker:
         except DeviceError as exc:
             if exc.code not in UNRESTORABLE_CODES:
                 raise
-            log.warning("speaker %s: cannot restart %s: %s", self._where(), snap.media_uri,
-                        exc.message)
+            log.warning("speaker %s: cannot restart %s: %s", self._where(), snap.media_uri, exc.message)
             report.unrestorable["source"] = f"{UNRESTORABLE_CODES[exc.code]} ({exc.message})"
             # Snapshot.restore stopped at the failed source; its volume part ran (in a finally)
         if "source" not in report.unrestorable:

@@ -1,9 +1,10 @@
-"""The system clock, optionally running faster than real time (demo, benchmarks)."""
+"""The system clock on the running event loop, optionally faster than real time (demo, benchmarks)."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -25,7 +26,8 @@ class SystemClock:
             return datetime.now(UTC)
         return self._wall0 + timedelta(seconds=(time.monotonic() - self._mono0) * self.speed)
 
-    def wait(self, event: threading.Event, timeout_s: float | None) -> bool:
-        if timeout_s is None:
-            return event.wait()
-        return event.wait(max(0.0, timeout_s) / self.speed)
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, delay_s) / self.speed, callback)
+
+    async def sleep(self, delay_s: float) -> None:
+        await asyncio.sleep(max(0.0, delay_s) / self.speed)

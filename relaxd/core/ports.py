@@ -1,8 +1,8 @@
-"""Port interfaces between the core and the device, bus, clock and storage adapters."""
+"""Port interfaces between the core and the device, bus, clock and storage adapters (all async)."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -52,51 +52,53 @@ class RestoreReport:
 
 
 class Lights(Protocol):
-    """A room's lights. Every method raises DeviceError on any failure."""
+    """A room's lights. Every method raises DeviceError on any failure and may be cancelled at any await:
+    a cancelled call sends nothing more, and nothing it sent can reach the bridge after a later call."""
 
-    def snapshot(self) -> SnapshotData:
-        """Capture every light of the room, per light, as JSON-able data."""
+    async def snapshot(self) -> SnapshotData:
+        """Capture every light of the room, per light, as JSON-able data (group membership read now)."""
         ...
 
-    def apply(self, scene: LightScene) -> None:
+    async def apply(self, scene: LightScene) -> None:
         """Set the room's lights to scene, leaving alone lights the user changed during the session."""
         ...
 
-    def restore(self, snapshot: SnapshotData) -> RestoreReport:
+    async def restore(self, snapshot: SnapshotData) -> RestoreReport:
         """Bring every light back to snapshot (a value snapshot() returned, maybe in another process)."""
         ...
 
-    def check(self) -> None:
-        """Cheap reachability probe; raises DeviceError when the bridge cannot be reached."""
+    async def check(self) -> None:
+        """Cheap reachability probe; raises DeviceError when the lights cannot be reached."""
         ...
 
 
 class Speaker(Protocol):
-    """A room's speaker (the group coordinator when grouped). Every method raises DeviceError."""
+    """A room's speaker. Every method raises DeviceError and may be cancelled at any await (as Lights)."""
 
-    def snapshot(self) -> SnapshotData:
+    async def snapshot(self) -> SnapshotData:
         """Capture source, queue and position, volume, mute and play state as JSON-able data."""
         ...
 
-    def start_music(self, source: MusicSource, volume: int, ramp_s: float) -> None:
-        """Play source, bringing the volume up to volume over ramp_s (never a jump up)."""
+    async def start_music(self, source: MusicSource, volume: int, ramp_s: float) -> None:
+        """Play source, bringing the volume up to volume over ramp_s (never a jump up); returns when the
+        ramp is done."""
         ...
 
-    def set_volume(self, volume: int, ramp_s: float) -> None:
-        """Ramp to volume, unless the user changed the volume by hand during the session."""
+    async def set_volume(self, volume: int, ramp_s: float) -> None:
+        """Ramp to volume, unless the user changed the volume by hand during the session; returns when done."""
         ...
 
-    def restore(self, snapshot: SnapshotData, fade_s: float) -> RestoreReport:
-        """Bring the speaker back to snapshot, fading the volume in over fade_s."""
+    async def restore(self, snapshot: SnapshotData, fade_s: float) -> RestoreReport:
+        """Bring the speaker back to snapshot, fading the volume in over fade_s; returns when done."""
         ...
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Cheap reachability probe; raises DeviceError when the speaker cannot be reached."""
         ...
 
 
 class EventBus(Protocol):
-    """Where a room's state and events go (MQTT in production)."""
+    """Where a room's state and events go (MQTT in production). Never blocks, never raises."""
 
     def publish_state(self, room: str, state: dict[str, Any], phase: str) -> None:
         """Publish the retained room state (JSON object) and the retained plain phase name."""
@@ -106,9 +108,17 @@ class EventBus(Protocol):
         """Publish one non-retained event (JSON object)."""
         ...
 
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False, qos: int = 1) -> None:
+        """Any other message (responses, discovery)."""
+        ...
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
 
 class Clock(Protocol):
-    """Time for the core. speed > 1 runs routines faster (demo, benchmarks)."""
+    """Time for the core, on the event loop. speed > 1 runs routines faster (demo, benchmarks)."""
 
     speed: float
 
@@ -120,28 +130,28 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC (scaled by speed from the clock's start)."""
         ...
 
-    def wait(self, event: threading.Event, timeout_s: float | None) -> bool:
-        """Wait for event or timeout_s clock seconds; True when the event was set."""
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run callback on the event loop after delay_s clock seconds; cancellable."""
+        ...
+
+    async def sleep(self, delay_s: float) -> None:
+        """Wait delay_s clock seconds (cancellable)."""
         ...
 
 
 class SnapshotStore(Protocol):
     """Persistent room snapshots: written atomically before the first change, removed after restore."""
 
-    def save(self, room: str, data: SnapshotData) -> None:
+    async def save(self, room: str, data: SnapshotData) -> None:
         """Write atomically and durably (fsync); raises OSError when that is impossible."""
         ...
 
-    def load(self, room: str) -> SnapshotData | None:
-        """The room's snapshot, or None when there is none (or it is unreadable: see the log)."""
+    async def load(self, room: str) -> SnapshotData | None:
+        """The room's snapshot, or None when there is none (or it is unreadable: see problem())."""
         ...
 
-    def delete(self, room: str) -> None:
-        """Remove the room's snapshot (after a successful restore)."""
-        ...
-
-    def rooms(self) -> list[str]:
-        """Rooms that have a snapshot on disk (leftovers after a crash)."""
+    async def delete(self, room: str) -> None:
+        """Remove the room's snapshot (after a successful restore); raises OSError."""
         ...
 
     def problem(self, room: str) -> str | None:

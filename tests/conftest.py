@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import soco
 
+from tests.engine_rig import MakeRig, Rig
 from tests.mosquitto import Mosquitto
 
 MosquittoFactory = Callable[..., Mosquitto]
@@ -41,3 +42,23 @@ def fresh_soco() -> Iterator[None]:
     yield
     soco.core._ArgsSingleton._instances.pop("SoCo", None)
     soco.core.SoCo.zone_group_states.clear()
+
+
+@pytest.fixture
+async def make_rig() -> AsyncIterator[MakeRig]:
+    """Engine rigs (tests/engine_rig.py) whose engines run on the test's loop; closed at teardown."""
+    rigs: list[Rig] = []
+
+    def make(**kw: Any) -> Rig:
+        rig = Rig(**kw).start()
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        await rig.close()
+
+
+@pytest.fixture
+async def rig(make_rig: MakeRig) -> Rig:
+    return make_rig()

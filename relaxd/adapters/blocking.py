@@ -30,12 +30,11 @@ from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from relaxd.core.ports import DeviceError
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# classify(what, exception) -> DeviceError: the adapter's one error wrapper.
-Classify = Callable[[str, BaseException], DeviceError]
+# classify(what, exception) -> the exception the caller sees: the adapter's one error wrapper
+# (a DeviceError for devices, an OSError for the state files).
+Classify = Callable[[str, BaseException], Exception]
 _OP_ATTRIBUTE = "_relaxd_op"  # set on a worker thread while it runs an op's job
 REAP_EVERY_S = 0.02  # an aborted op's sockets are shut down again until its jobs have returned
 
@@ -275,7 +274,7 @@ class Op:
         result: T = waiter.result()
         return result
 
-    def _given_up_error(self) -> DeviceError:
+    def _given_up_error(self) -> Exception:
         err: OSError
         if self._timed_out:
             err = TimeoutError(f"no answer from {self.where} within {self.budget_s:g} s")

@@ -275,10 +275,10 @@ class MqttBus:
         pending = client.drop_out_messages()
         self._queued_offline = 0
         # Subscribe before announcing `online`: the broker handles one connection's packets in order,
-        # so whoever sees `online` can press a button or send a command and be heard.
+        # so whoever sees `online` can press a button or send a command and be heard. The rooms'
+        # states go before `online` too, so that nobody sees a dead session as live (after a crash).
         if self._subscriptions:
             client.subscribe([(t, 1) for t in self._subscriptions])
-        client.publish(self.topics.status, b"online", qos=1, retain=True)
         resent = 0
         for msg in pending:
             if msg.retain and msg.topic in self._retained:
@@ -289,6 +289,7 @@ class MqttBus:
             log.info("MQTT sending %d messages queued while the broker was away", resent)
         for topic, payload in self._retained.items():
             client.publish(topic, payload, qos=1, retain=True)
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any

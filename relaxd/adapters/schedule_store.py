@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from relaxd.adapters.blocking import BlockingCalls, Fence
+from relaxd.adapters.snapshot_store import FILE_BUDGET_S, as_oserror
 from relaxd.core.config import ScheduleConfig
 from relaxd.core.events import iso_utc
 from relaxd.core.schedules import Schedule, ScheduleBook
@@ -25,11 +27,20 @@ FORMAT = 1
 class FileScheduleStore:
     """`<state_dir>/schedules.json`: plain data (specs, ids, times), never pickled callables."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, calls: BlockingCalls) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / FILE_NAME
+        # Saves end in the order they were asked for, even when a caller stopped waiting.
+        self._fence: Fence = calls.fence(f"state dir {self.state_dir}", as_oserror)
 
-    def load(self) -> ScheduleBook:
+    async def load(self) -> ScheduleBook:
+        return await self._fence.call("reading the schedules", self.load_now, FILE_BUDGET_S)
+
+    async def save(self, book: ScheduleBook) -> None:
+        body = json.dumps(_document(book), indent=1, sort_keys=True).encode()  # taken now, on the loop
+        await self._fence.call("saving the schedules", lambda: self.save_now(body), FILE_BUDGET_S)
+
+    def load_now(self) -> ScheduleBook:
         try:
             raw = self.path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
@@ -50,9 +61,8 @@ class FileScheduleStore:
                 os.replace(self.path, aside)
             return ScheduleBook()
 
-    def save(self, book: ScheduleBook) -> None:
+    def save_now(self, body: bytes) -> None:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        body = json.dumps(_document(book), indent=1, sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=".schedules.", suffix=".tmp", dir=self.state_dir)  # mode 0600
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -10,19 +10,43 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from relaxd.adapters.blocking import BlockingCalls, Fence
 from relaxd.core.ports import SnapshotData
 
 log = logging.getLogger(__name__)
 _SUFFIX = ".snapshot.json"
+FILE_BUDGET_S = 60.0  # a write that has not ended by then is reported; it cannot be aborted
+
+
+def as_oserror(what: str, exc: BaseException) -> Exception:
+    """The stores' error wrapper: the port promises OSError for anything the state dir does."""
+    if isinstance(exc, OSError):
+        return exc
+    return OSError(f"{what}: {type(exc).__name__}: {exc}")
 
 
 class FileSnapshotStore:
-    """One `<room>.snapshot.json` per room with a session (or an unfinished restore)."""
+    """One `<room>.snapshot.json` per room with a session (or an unfinished restore).
 
-    def __init__(self, state_dir: Path) -> None:
+    The file work runs in the blocking pool behind one fence, so that a write whose caller was
+    cancelled (shutdown) still ends before the next write or delete of the state dir begins.
+    """
+
+    def __init__(self, state_dir: Path, calls: BlockingCalls) -> None:
         self.state_dir = Path(state_dir)
         self.dir = self.state_dir / "snapshots"
         self._problems: dict[str, str] = {}
+        self._fence: Fence = calls.fence(f"state dir {self.state_dir}", as_oserror)
+
+    async def save(self, room: str, data: SnapshotData) -> None:
+        body = json.dumps({"format": 1, "room": room, "data": data}, sort_keys=True).encode()
+        await self._fence.call(f"saving the snapshot of {room}", lambda: self.save_now(room, body), FILE_BUDGET_S)
+
+    async def load(self, room: str) -> SnapshotData | None:
+        return await self._fence.call(f"reading the snapshot of {room}", lambda: self.load_now(room), FILE_BUDGET_S)
+
+    async def delete(self, room: str) -> None:
+        await self._fence.call(f"removing the snapshot of {room}", lambda: self.delete_now(room), FILE_BUDGET_S)
 
     def _ensure_dir(self) -> None:
         for directory in (self.state_dir, self.dir):
@@ -32,9 +56,8 @@ class FileSnapshotStore:
     def _path(self, room: str) -> Path:
         return self.dir / f"{room}{_SUFFIX}"
 
-    def save(self, room: str, data: SnapshotData) -> None:
+    def save_now(self, room: str, body: bytes) -> None:
         self._ensure_dir()
-        body = json.dumps({"format": 1, "room": room, "data": data}, sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=f".{room}.", suffix=".tmp", dir=self.dir)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -48,7 +71,7 @@ class FileSnapshotStore:
             raise
         _fsync_dir(self.dir)
 
-    def load(self, room: str) -> SnapshotData | None:
+    def load_now(self, room: str) -> SnapshotData | None:
         path = self._path(room)
         self._problems.pop(room, None)
         self._remove_torn_temporaries(room)
@@ -98,7 +121,7 @@ class FileSnapshotStore:
     def problem(self, room: str) -> str | None:
         return self._problems.get(room)
 
-    def delete(self, room: str) -> None:
+    def delete_now(self, room: str) -> None:
         try:
             self._path(room).unlink()
         except FileNotFoundError:

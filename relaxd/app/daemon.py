@@ -1,33 +1,48 @@
-"""`relaxd run`: wires config, adapters and one session engine per room; signals and systemd."""
+"""`relaxd run`: one event loop for every room, the blocking pool, schedules, MQTT; signals and systemd."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 import signal
-import threading
+import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Protocol
 
+from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.clock import SystemClock
+from relaxd.adapters.instance_lock import AlreadyRunning, InstanceLock
 from relaxd.adapters.snapshot_store import FileSnapshotStore
 from relaxd.app import systemd
-from relaxd.core.config import ROOM_ID_RE, Settings
+from relaxd.app.announce import Announcer
+from relaxd.app.health import check_devices, feed_watchdog
+from relaxd.app.router import Router
+from relaxd.app.supervisor import Supervisor
+from relaxd.core.config import Settings
 from relaxd.core.configfile import all_routines
 from relaxd.core.engine import RoomEngine
-from relaxd.core.events import Command, CommandRejected, Event, iso_utc, parse_command
 from relaxd.core.ports import Clock, EventBus, Lights, Speaker
+from relaxd.core.requests import Requests
 from relaxd.core.room import Room
 from relaxd.core.schedule_runner import ScheduleRunner
 from relaxd.core.topics import Topics
 from relaxd.core.triggers import TriggerMatcher
 
 log = logging.getLogger(__name__)
+Devices = dict[str, tuple[Lights | None, Speaker | None]]
 
 
-def build_devices(settings: Settings) -> dict[str, tuple[Lights | None, Speaker | None]]:
-    """The real Hue and Sonos adapters for each room (one HueBridge shared by all rooms)."""
+class Bus(EventBus, Protocol):
+    """The event bus the daemon runs: started after recovery, stopped last."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def build_devices(settings: Settings, calls: BlockingCalls) -> Devices:
+    """The real Hue and Sonos adapters for each room (one coordinator per bridge, shared by its rooms)."""
     from relaxd.adapters.hue import HueBridge, HueLights
     from relaxd.adapters.sonos import SonosSpeaker
 
@@ -36,11 +51,12 @@ def build_devices(settings: Settings) -> dict[str, tuple[Lights | None, Speaker 
         bridge = HueBridge(
             settings.hue.host,
             settings.hue.username.get_secret_value(),
+            calls=calls,
             https=settings.hue.https,
             timeout_s=settings.hue.timeout,
         )
     timeout_s = settings.hue.timeout if settings.hue is not None else 5.0
-    devices: dict[str, tuple[Lights | None, Speaker | None]] = {}
+    devices: Devices = {}
     for room_id, room in settings.rooms.items():
         lights: Lights | None = None
         speaker: Speaker | None = None
@@ -48,63 +64,51 @@ def build_devices(settings: Settings) -> dict[str, tuple[Lights | None, Speaker 
             lights = HueLights(bridge, group=room.lights.group, names=room.lights.names)
         if room.speaker is not None:
             speaker = SonosSpeaker(
-                host=room.speaker.host, name=room.speaker.name, max_volume=room.max_volume, timeout_s=timeout_s
+                host=room.speaker.host,
+                name=room.speaker.name,
+                max_volume=room.max_volume,
+                timeout_s=timeout_s,
+                calls=calls,
             )
         devices[room_id] = (lights, speaker)
     return devices
 
 
 class Daemon:
-    """The running daemon: rooms, their threads, the MQTT bus and the message routing."""
+    """The running daemon; the constructor and build() do no I/O, start() and shutdown() do it all."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         clock: Clock | None = None,
-        devices: dict[str, tuple[Lights | None, Speaker | None]] | None = None,
-        bus_factory: Callable[[Daemon], EventBus] | None = None,
+        devices: Devices | None = None,
+        bus_factory: Callable[[Daemon], Bus] | None = None,
+        calls: BlockingCalls | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        self.calls = calls or BlockingCalls(settings.io_threads)
         self.topics = Topics(settings.mqtt.base_topic, settings.mqtt.discovery_prefix)
         self.routines = all_routines(settings)
         self.triggers = TriggerMatcher(settings.triggers)
-        self._devices = devices
-        self._bus_factory = bus_factory
+        self.supervisor = Supervisor()
         self.engines: dict[str, RoomEngine] = {}
         self.schedules: ScheduleRunner | None = None
-        self.stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._orphan_seq = 0
-        self.bus: EventBus | None = None
+        self.router: Router | None = None
+        self.bus: Bus | None = None
+        self.stopping = asyncio.Event()
+        self._devices = devices
+        self._bus_factory = bus_factory
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.announcer: Announcer | None = None
 
     # --- wiring -------------------------------------------------------------------------------
 
-    def _make_bus(self) -> EventBus:
-        if self._bus_factory is not None:
-            return self._bus_factory(self)
-        from relaxd.adapters.mqtt import MqttBus
-
-        subscriptions = [
-            self.topics.set_wildcard,
-            self.topics.routine_set_wildcard,
-            self.topics.request_wildcard,
-            *self.triggers.topics,
-        ]
-        if self.topics.ha_status:
-            subscriptions.append(self.topics.ha_status)
-        if self.topics.ha_config_wildcard:
-            # Retained configs of rooms that left the config are found here and removed.
-            subscriptions.append(self.topics.ha_config_wildcard)
-        return MqttBus(
-            self.settings.mqtt, self.topics, self.on_message, subscriptions, on_connect=self.publish_discovery
-        )
-
     def build(self) -> None:
-        devices = self._devices if self._devices is not None else build_devices(self.settings)
-        store = FileSnapshotStore(self.settings.state_dir)
-        self.bus = self._make_bus()
+        devices = self._devices if self._devices is not None else build_devices(self.settings, self.calls)
+        store = FileSnapshotStore(self.settings.state_dir, self.calls)
+        self.bus = self._bus_factory(self) if self._bus_factory is not None else self._mqtt_bus()
         for room_id, room_cfg in self.settings.rooms.items():
             lights, speaker = devices[room_id]
             room = Room(
@@ -125,9 +129,21 @@ class Daemon:
                 default_routine=room_cfg.routine,
                 retry_every_s=self.settings.retry_every,
             )
-        self.schedules = self._make_schedules()
+        self.schedules = self._schedule_runner()
+        announcer = Announcer(self.settings, self.topics, self.bus, sorted(self.routines))
+        self.announcer = announcer
+        self.router = Router(
+            self.topics,
+            self.engines,
+            Requests(self.engines, self.schedules),
+            self.triggers,
+            self.bus,
+            self.clock,
+            publish_discovery=announcer.publish,
+            remove_discovery=announcer.remove_stale,
+        )
 
-    def _make_schedules(self) -> ScheduleRunner:
+    def _schedule_runner(self) -> ScheduleRunner:
         from relaxd.adapters.fire_times import ApsFireTimes, zone
         from relaxd.adapters.schedule_store import FileScheduleStore
 
@@ -137,179 +153,138 @@ class Daemon:
             self.engines,
             self.routines,
             fire_times=ApsFireTimes(tz),
-            store=FileScheduleStore(self.settings.state_dir),
+            store=FileScheduleStore(self.settings.state_dir, self.calls),
             clock=self.clock,
             tz=tz,
             grace_s=self.settings.misfire_grace,
         )
 
+    def _mqtt_bus(self) -> Bus:
+        from relaxd.adapters.mqtt import MqttBus
+
+        subscriptions = [
+            self.topics.set_wildcard,
+            self.topics.routine_set_wildcard,
+            self.topics.request_wildcard,
+            *self.triggers.topics,
+        ]
+        if self.topics.ha_status:
+            subscriptions.append(self.topics.ha_status)
+        if self.topics.ha_config_wildcard:
+            # Retained configs of rooms that left the config are found here and removed.
+            subscriptions.append(self.topics.ha_config_wildcard)
+        return MqttBus(
+            self.settings.mqtt, self.topics, self._handoff, subscriptions, on_connect=self._handoff_connected
+        )
+
+    # paho's network thread: hand everything to the loop at once, never work here.
+
+    def _handoff(self, topic: str, payload: bytes, retained: bool) -> None:
+        loop, router = self._loop, self.router
+        if loop is not None and router is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: relaxd is stopping
+                loop.call_soon_threadsafe(router.receive, topic, payload, retained)
+
+    def _handoff_connected(self) -> None:
+        loop, announcer = self._loop, self.announcer
+        if loop is not None and announcer is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(announcer.publish)
+
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def run(self) -> int:
-        """Run until SIGTERM/SIGINT; every room restored on the way out. Returns the exit code."""
-        self.build()
-        assert self.bus is not None and self.schedules is not None
-        # Loaded before the bus starts, so the first schedule request finds them; runs missed while
-        # the daemon was down are queued into the rooms, which act on them after recovery below.
-        self.schedules.load()
-        start = getattr(self.bus, "start", None)
-        if start is not None:
-            start()
-        # Leftover snapshots from a crash are restored before anything else happens.
-        self._each_room(lambda e: e.recover())
+    async def start(self) -> None:
+        """Rooms first (leftover snapshots restored before anything else), then schedules, then MQTT."""
+        self._loop = asyncio.get_running_loop()
+        if self.bus is None:
+            self.build()
+        assert self.bus is not None and self.schedules is not None and self.router is not None
         for room_id, engine in self.engines.items():
-            thread = threading.Thread(target=engine.run, args=(self.stopping,), name=f"room-{room_id}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        runner = threading.Thread(target=self.schedules.run, args=(self.stopping,), name="schedules", daemon=True)
-        runner.start()
-        self._threads.append(runner)
+            self.supervisor.spawn(f"room {room_id}", engine.run)
+        await asyncio.gather(*(engine.recover() for engine in self.engines.values()))
+        try:
+            await self.schedules.load()
+        except Exception:  # a schedule must never keep the rooms from being served
+            log.exception("schedules could not be loaded; relaxd runs without them")
+        self.supervisor.spawn("schedules", self.schedules.run)
+        self.supervisor.spawn("requests", self.router.serve_requests)
+        every_s = self.settings.health_check_every
+        self.supervisor.spawn("health", lambda: check_devices(self.engines, every_s))
+        self.bus.start()
+        watchdog_s = systemd.watchdog_interval_s()
+        if watchdog_s is not None:
+            self.supervisor.spawn("watchdog", lambda: feed_watchdog(self.engines, self.supervisor, watchdog_s))
         systemd.notify("READY=1\nSTATUS=relaxd running")
         log.info("relaxd running with rooms: %s", ", ".join(self.engines))
-        watchdog_s = systemd.watchdog_interval_s()
-        while not self.stopping.wait(watchdog_s):
-            systemd.notify("WATCHDOG=1")
-        self.shutdown()
+
+    async def run(self, *, handle_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or request_stop); every room restored on the way out."""
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self.stopping.wait()
+        finally:
+            await self.shutdown()
         return 0
 
-    def request_stop(self, *_: Any) -> None:
+    def request_stop(self) -> None:
+        if self.stopping.is_set():
+            log.info("already stopping: restoring the rooms")
         self.stopping.set()
-        for engine in self.engines.values():
-            engine.wake.set()
-        if self.schedules is not None:
-            self.schedules.wake.set()
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+    def request_stop_threadsafe(self) -> None:
+        """request_stop() from another thread (the demo runs the daemon beside its own work)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.request_stop)
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Restore every room at once under one deadline; what cannot finish keeps its snapshot."""
         systemd.notify("STOPPING=1\nSTATUS=restoring rooms")
         log.info("shutting down: stopping sessions and restoring rooms")
-        for thread in self._threads:
-            thread.join()
-        self._each_room(lambda e: e.shutdown())
-        stop = getattr(self.bus, "stop", None)
-        if stop is not None:
-            stop()
+        await self.supervisor.stop(["schedules", "requests", "health", "watchdog"])
+        rooms = list(self.engines)
+        shutdowns = [asyncio.create_task(self.engines[r].shutdown(), name=f"shutdown {r}") for r in rooms]
+        pending: set[asyncio.Task[bool]] = set()
+        if shutdowns:
+            _, pending = await asyncio.wait(shutdowns, timeout=self.settings.shutdown_timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        kept = [r for r, t in zip(rooms, shutdowns, strict=True) if t in pending or not _restored(t)]
+        if kept:
+            log.error(
+                "not restored within %.0f s: %s; their snapshots stay in the state dir and are restored at the "
+                "next start",
+                self.settings.shutdown_timeout,
+                ", ".join(kept),
+            )
+        await self.supervisor.stop()
+        for engine in self.engines.values():
+            await engine.close()
+        if self.bus is not None:
+            await asyncio.to_thread(self.bus.stop)  # waits a moment for the broker to take `offline`
+        self.calls.close()
         log.info("relaxd stopped")
 
-    def _each_room(self, call: Callable[[RoomEngine], None]) -> None:
-        if not self.engines:
-            return
-        with ThreadPoolExecutor(max_workers=min(16, len(self.engines)), thread_name_prefix="rooms") as pool:
-            for future in [pool.submit(call, e) for e in self.engines.values()]:
-                future.result()
 
-    # --- MQTT messages (paho's thread) -------------------------------------------------------
+def _restored(task: asyncio.Task[bool]) -> bool:
+    return not task.cancelled() and task.exception() is None and bool(task.result())
 
-    def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
-        room_id = self.topics.room_of_set(topic)
-        if room_id is not None:
-            self._on_command(room_id, payload, retained)
-            return
-        room_id = self.topics.room_of_routine_set(topic)
-        if room_id is not None:
-            if room_id in self.engines and not retained:
-                self.engines[room_id].select_routine(payload.decode("utf-8", "replace").strip())
-            return
-        verb = self.topics.verb_of_request(topic)
-        if verb is not None:
-            if not retained:
-                self._on_request(verb, payload)
-            return
-        if topic == self.topics.ha_status:
-            if payload.strip() == b"online":
-                self.publish_discovery()
-            return
-        if self.topics.discovery_prefix and topic.startswith(self.topics.discovery_prefix + "/"):
-            self._on_discovery_config(topic, payload, retained)
-            return
-        for trigger in self.triggers.fired(topic, payload, retained):
-            engine = self.engines.get(trigger.room)
-            if engine is not None:
-                log.info("trigger %s fired: %s room %s", topic, trigger.do, trigger.room)
-                engine.submit(Command(action=trigger.do, routine=trigger.routine, source="trigger"))
 
-    def _on_command(self, room_id: str, payload: bytes, retained: bool) -> None:
-        engine = self.engines.get(room_id)
-        try:
-            if retained:
-                # A stale command replayed by the broker must not start anything.
-                raise CommandRejected("retained command ignored; publish commands without retain")
-            command = parse_command(payload)
-            if engine is None:
-                raise CommandRejected(f"unknown room {room_id!r}", command.transaction)
-        except CommandRejected as exc:
-            if engine is not None:
-                engine.reject(exc.reason, exc.transaction)
-            else:
-                self._orphan_rejection(room_id, exc)
-            return
-        engine.submit(command)
-
-    def _orphan_rejection(self, room_id: str, exc: CommandRejected) -> None:
-        if self.bus is None or not ROOM_ID_RE.match(room_id):
-            log.warning("command for invalid room id ignored: %s", exc.reason)
-            return
-        self._orphan_seq += 1
-        event = Event(
-            event="command_rejected",
-            room=room_id,
-            at=iso_utc(self.clock.now()) or "",
-            seq=self._orphan_seq,
-            reason=exc.reason,
-            transaction=exc.transaction,
-        )
-        self.bus.publish_event(room_id, event.payload())
-
-    def _on_request(self, verb: str, payload: bytes) -> None:
-        transaction: str | None = None
-        request: dict[str, Any] = {}
-        try:
-            text = payload.decode("utf-8").strip()
-            loaded = json.loads(text) if text else {}
-            if not isinstance(loaded, dict):
-                raise ValueError("request must be a JSON object")
-            request = loaded
-            raw_tx = request.get("transaction")
-            transaction = str(raw_tx)[:256] if isinstance(raw_tx, str | int) else None
-            data = self._answer(verb, request)
-            reply: dict[str, Any] = {"status": "ok", "data": data, "transaction": transaction}
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            reply = {"status": "error", "error": str(exc), "transaction": transaction}
-        publish = getattr(self.bus, "publish", None)
-        if publish is not None:
-            publish(self.topics.response(verb), json.dumps(reply), retain=False)
-
-    def _answer(self, verb: str, request: dict[str, Any]) -> Any:
-        if verb == "status":
-            room = request.get("room")
-            if room is not None:
-                if room not in self.engines:
-                    raise ValueError(f"unknown room {room!r}")
-                return self.engines[room].status()
-            return {room_id: engine.status() for room_id, engine in self.engines.items()}
-        if verb.startswith("schedule/") and self.schedules is not None:
-            return self.schedules.handle(verb, request)
-        raise ValueError(f"unknown request {verb!r}; known: status, schedule/add, schedule/list, schedule/remove")
-
-    def _on_discovery_config(self, topic: str, payload: bytes, retained: bool) -> None:
-        from relaxd.core.discovery import removal_messages, room_of_discovery_message
-
-        room = room_of_discovery_message(topic, payload, self.topics) if retained else None
-        publish = getattr(self.bus, "publish", None)
-        if room is None or room in self.engines or publish is None:
-            return
-        log.info("removing Home Assistant discovery of room %s (no longer configured)", room)
-        for removal_topic, body in removal_messages(self.topics, [room]):
-            publish(removal_topic, body, retain=True)
-
-    def publish_discovery(self) -> None:
-        publish = getattr(self.bus, "publish", None)
-        if publish is None or not self.topics.discovery_prefix:
-            return
-        from relaxd.core.discovery import discovery_messages
-
-        for topic, body in discovery_messages(self.settings, self.topics, sorted(self.routines)):
-            publish(topic, body, retain=True)
+def run_daemon(settings: Settings) -> int:
+    """`relaxd run`: the instance lock first (before anything is read or changed), then the loop."""
+    lock = InstanceLock(settings.state_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"relaxd: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(Daemon(settings).run())
+    finally:
+        lock.release()

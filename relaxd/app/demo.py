@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import queue
@@ -19,7 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from relaxd.adapters.clock import SystemClock
-from relaxd.app.daemon import Daemon, build_devices
+from relaxd.app.daemon import Daemon
 from relaxd.app.demo_view import Screen, bar, describe_light, light_states, report, speaker_state
 from relaxd.core.config import Settings
 from relaxd.core.configfile import all_routines
@@ -161,7 +162,7 @@ def _run(
     settings = _settings(hue, sonos, broker[0], broker[1], args.routine, state_dir)
     routine = all_routines(settings)[args.routine]
     clock = SystemClock(args.speed)
-    daemon = Daemon(settings, clock=clock, devices=build_devices(settings))
+    daemon = Daemon(settings, clock=clock)
     print(f"simulated Hue bridge on {hue.address}, simulated Sonos speaker on {sonos.address}", file=out)
     print(
         f"routine {args.routine} ({format_duration(routine.duration_s)}, {len(routine.phases)} phases) "
@@ -171,7 +172,9 @@ def _run(
     before = {"lights": light_states(hue), "speaker": speaker_state(sonos)}
     follower = Follower(*broker)
     follower.start()
-    runner = threading.Thread(target=daemon.run, name="relaxd-daemon", daemon=True)
+    runner = threading.Thread(
+        target=lambda: asyncio.run(daemon.run(handle_signals=False)), name="relaxd-daemon", daemon=True
+    )
     runner.start()
     try:
         if not follower.online.wait(20):
@@ -185,7 +188,7 @@ def _run(
         final = _follow(follower, screen, hue, sonos, clock, during, deadline_s)
         screen.done()
     finally:
-        daemon.request_stop()
+        daemon.request_stop_threadsafe()
         runner.join(timeout=60)
         follower.stop()
     after = {"lights": light_states(hue), "speaker": speaker_state(sonos)}

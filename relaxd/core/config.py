@@ -227,12 +227,32 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     misfire_grace: Duration = Field(default=900.0, description="A missed schedule still starts this late.")
     retry_every: Duration = Field(default=10.0, description="How often an unreachable device is retried.")
+    health_check_every: Duration = Field(
+        default=30.0,
+        description="How often every device is checked, idle or in a session; a device lost or back is "
+        "reported within two of these.",
+    )
+    shutdown_timeout: Duration = Field(
+        default=60.0,
+        description="On SIGTERM, how long the rooms may take to be restored (below systemd's TimeoutStopSec); "
+        "a room not restored by then keeps its snapshot for the next start.",
+    )
+    io_threads: int = Field(
+        default=8, ge=2, le=64, description="Threads for the blocking device libraries, shared by every room."
+    )
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
     hue: HueConfig | None = Field(default=None, description="The Hue bridge (needed by rooms with lights).")
     rooms: dict[str, RoomConfig] = Field(min_length=1, description="Rooms by id.")
     routines: dict[str, Routine] = Field(default_factory=dict, description="Routines beyond the built-ins.")
     triggers: list[TriggerConfig] = Field(default_factory=list, description="Buttons and other triggers.")
     schedules: list[ScheduleConfig] = Field(default_factory=list, description="Recurring sessions.")
+
+    @field_validator("health_check_every", "shutdown_timeout")
+    @classmethod
+    def _at_least_a_second(cls, value: float) -> float:
+        if value < 1.0:
+            raise ValueError("must be at least 1s")
+        return value
 
     @field_validator("timezone")
     @classmethod

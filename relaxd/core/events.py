@@ -24,6 +24,7 @@ EVENT_NAMES = (
     "command_rejected",
     "schedule_fired",
     "schedule_missed",
+    "internal_error",
 )
 EventName = Literal[
     "session_started",
@@ -41,6 +42,7 @@ EventName = Literal[
     "command_rejected",
     "schedule_fired",
     "schedule_missed",
+    "internal_error",
 ]
 RoomStateName = Literal["idle", "running", "paused", "restoring"]
 Action = Literal["start", "stop", "toggle", "pause", "resume", "skip", "extend"]

@@ -1,10 +1,11 @@
-"""One room's devices: snapshot, apply phase scenes, restore; crash-safe and per-device tolerant."""
+"""One room's devices: snapshot, phase scenes as cancellable work, restore; crash-safe, per device."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from relaxd.core.routines import Phase
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# emit(event_name, fields) -> None: how the room reports device events to its session engine.
+# emit(event_name, fields) -> None: how the room reports device events to its engine (on the loop).
 Emit = Callable[[str, dict[str, Any]], None]
 
 
@@ -31,7 +32,7 @@ class RestoreOutcome:
 
 
 class Room:
-    """Holds the room's devices, which of them are online, and what must be restored."""
+    """Holds the room's devices, which of them are online, what runs on them, and what must be restored."""
 
     def __init__(
         self,
@@ -47,61 +48,57 @@ class Room:
     ) -> None:
         self.room_id = room_id
         self.store = store
-        self.on_event: Emit = lambda name, fields: None  # set by the session engine
-        self._devices: dict[str, Lights | Speaker] = {}
-        if lights is not None:
-            self._devices["lights"] = lights
-        if speaker is not None:
-            self._devices["speaker"] = speaker
+        self.on_event: Emit = lambda name, fields: None  # set by the engine
+        self.lights = lights
+        self.speaker = speaker
+        self.device_names = [n for n, d in (("lights", lights), ("speaker", speaker)) if d is not None]
         self.music = music
         self.max_volume = max_volume
         self.restore_fade_s = restore_fade_s
         self.speed = speed
-        self.online: dict[str, bool] = dict.fromkeys(self._devices, True)
-        self._meta: dict[str, Any] = {}
+        self.online: dict[str, bool] = dict.fromkeys(self.device_names, True)
+        self.meta: dict[str, Any] = {}
         self._pending: dict[str, Any] = {}  # device -> snapshot data still to restore
         self._phase: Phase | None = None
         self._music_started = False
         self._needs_apply: set[str] = set()
+        self._work: dict[str, asyncio.Task[None]] = {}
         self.leftover_problem: str | None = None  # a leftover snapshot that could not be used
 
     @property
-    def device_names(self) -> list[str]:
-        return list(self._devices)
-
-    @property
     def session_id(self) -> str | None:
-        value = self._meta.get("session_id")
+        value = self.meta.get("session_id")
         return value if isinstance(value, str) else None
 
     @property
     def has_pending_restore(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def needs_retry(self) -> bool:
+        return any(not up for up in self.online.values()) or bool(self._needs_apply)
+
     # --- device calls -------------------------------------------------------------------------
 
-    def _each(self, names: list[str], call: Callable[[str], T]) -> dict[str, T | DeviceError]:
-        """Run call for each device concurrently; DeviceErrors are returned, not raised."""
+    async def _guarded(self, name: str, call: Callable[[], Awaitable[T]]) -> T | DeviceError:
+        try:
+            return await call()
+        except DeviceError as exc:
+            return exc
+        except Exception as exc:  # an adapter bug must not take the room down
+            log.exception("room %s: unexpected error from %s", self.room_id, name)
+            return DeviceError(name, f"unexpected {exc.__class__.__name__}: {exc}")
 
-        def guarded(name: str) -> T | DeviceError:
-            try:
-                return call(name)
-            except DeviceError as exc:
-                return exc
-            except Exception as exc:  # an adapter bug must not take the room down
-                log.exception("room %s: unexpected error from %s", self.room_id, name)
-                return DeviceError(name, f"unexpected {exc.__class__.__name__}: {exc}")
-
-        if len(names) <= 1:
-            return {name: guarded(name) for name in names}
-        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix=f"room-{self.room_id}") as pool:
-            futures = {name: pool.submit(guarded, name) for name in names}
-            return {name: fut.result() for name, fut in futures.items()}
+    async def _each(self, names: list[str], call: Callable[[str], Awaitable[T]]) -> dict[str, T | DeviceError]:
+        """call(name) for every device at once; DeviceErrors are returned, not raised."""
+        results = await asyncio.gather(*(self._guarded(n, lambda n=n: call(n)) for n in names))  # type: ignore[misc]
+        return dict(zip(names, results, strict=True))
 
     def _mark(self, name: str, error: DeviceError | None) -> None:
         if error is None:
             if not self.online[name]:
                 self.online[name] = True
+                log.info("room %s: %s is back", self.room_id, name)
                 self.on_event("device_available", {"device": name})
             return
         log.warning("room %s: %s", self.room_id, error)
@@ -109,11 +106,16 @@ class Room:
             self.online[name] = False
             self.on_event("device_unavailable", {"device": name, "reason": error.message})
 
+    def _device(self, name: str) -> Lights | Speaker:
+        device = self.lights if name == "lights" else self.speaker
+        assert device is not None
+        return device
+
     # --- session ------------------------------------------------------------------------------
 
-    def begin(self, meta: dict[str, Any]) -> None:
+    async def begin(self, meta: dict[str, Any]) -> None:
         """Snapshot every reachable device and persist it before any change (SnapshotNotSaved)."""
-        results = self._each(self.device_names, lambda n: self._devices[n].snapshot())
+        results = await self._each(self.device_names, lambda n: self._device(n).snapshot())
         pending: dict[str, Any] = {}
         for name, result in results.items():
             if isinstance(result, DeviceError):
@@ -121,92 +123,119 @@ class Room:
             else:
                 self._mark(name, None)
                 pending[name] = result
-        self._meta = dict(meta)
+        self.meta = dict(meta)
         self._pending = pending
         try:
-            self.store.save(self.room_id, self._record())
+            await self.store.save(self.room_id, self._record())
         except OSError as exc:
             self._pending = {}
             raise SnapshotNotSaved(f"cannot save the room's snapshot in the state directory: {exc}") from exc
+        except asyncio.CancelledError:
+            await asyncio.shield(self.discard())  # nothing changed: no snapshot may outlive this start
+            raise
         self._phase = None
         self._music_started = False
         self._needs_apply = set()
 
     def _record(self) -> dict[str, Any]:
-        return {**self._meta, "devices": self._pending}
+        return {**self.meta, "devices": self._pending}
 
     def apply(self, phase: Phase) -> None:
-        """Set the phase's scene on every snapshotted device; failures mark the device offline."""
+        """Start the phase's scene on every snapshotted device, replacing what still runs there."""
         self._phase = phase
         self._needs_apply = set(self._pending)
-        self._apply_pending()
+        self._start_work(sorted(n for n in self._needs_apply if self.online[n]))
 
-    def _apply_pending(self) -> None:
-        names = sorted(n for n in self._needs_apply if self.online[n])
-        results = self._each(names, self._apply_one)
-        for name, result in results.items():
-            error = result if isinstance(result, DeviceError) else None
-            self._mark(name, error)
-            if error is None:
-                self._needs_apply.discard(name)
+    def _start_work(self, names: list[str]) -> None:
+        for name in names:
+            previous = self._work.get(name)
+            if previous is not None:
+                previous.cancel()
+            self._work[name] = asyncio.create_task(self._work_on(name, previous), name=f"{self.room_id} {name}")
 
-    def _apply_one(self, name: str) -> None:
+    async def _work_on(self, name: str, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)  # cancelled: ends at its next await
         phase = self._phase
         if phase is None:
             return
-        if name == "lights" and phase.lights is not None:
-            lights: Lights = self._devices[name]  # type: ignore[assignment]
-            lights.apply(phase.lights.scene(self.speed))
-        elif name == "speaker":
-            speaker: Speaker = self._devices[name]  # type: ignore[assignment]
-            if phase.music is not None:
-                volume = min(phase.music.volume, self.max_volume)
-                ramp_s = phase.music.ramp / self.speed
-                if self.music is not None and not self._music_started:
-                    speaker.start_music(self.music, volume, ramp_s)
-                    self._music_started = True
-                else:
-                    speaker.set_volume(volume, ramp_s)
+        result = await self._guarded(name, lambda: self._apply_one(name, phase))
+        error = result if isinstance(result, DeviceError) else None
+        self._mark(name, error)
+        if error is None:
+            self._needs_apply.discard(name)
 
-    def retry(self) -> None:
+    async def _apply_one(self, name: str, phase: Phase) -> None:
+        if name == "lights" and phase.lights is not None and self.lights is not None:
+            await self.lights.apply(phase.lights.scene(self.speed))
+        elif name == "speaker" and phase.music is not None and self.speaker is not None:
+            volume = min(phase.music.volume, self.max_volume)
+            ramp_s = phase.music.ramp / self.speed
+            if self.music is not None and not self._music_started:
+                self._music_started = True  # a failed start is not retried as a second source switch
+                await self.speaker.start_music(self.music, volume, ramp_s)
+            else:
+                await self.speaker.set_volume(volume, ramp_s)
+
+    async def stop_work(self) -> None:
+        """Cancel the scene work; returns once none of it can send anything more."""
+        tasks = list(self._work.values())
+        self._work.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._phase = None
+        self._needs_apply = set()
+
+    async def retry(self) -> None:
         """Probe offline devices; re-apply the current scene on those that came back."""
         offline = [n for n, up in self.online.items() if not up]
-        for name, result in self._each(offline, lambda n: self._devices[n].check()).items():
+        for name, result in (await self._each(offline, lambda n: self._device(n).check())).items():
             if not isinstance(result, DeviceError):
                 self._mark(name, None)
                 if name in self._pending and self._phase is not None:
                     self._needs_apply.add(name)
-        if self._needs_apply:
-            self._apply_pending()
+        if self._needs_apply and self._phase is not None:
+            self._start_work(sorted(n for n in self._needs_apply if self.online[n] and n not in self._running()))
 
-    @property
-    def needs_retry(self) -> bool:
-        return any(not up for up in self.online.values()) or bool(self._needs_apply)
+    def work_tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._work.values())
 
-    def end_session(self) -> None:
-        self._phase = None
-        self._needs_apply = set()
+    def _running(self) -> set[str]:
+        return {n for n, t in self._work.items() if not t.done()}
+
+    async def check(self) -> None:
+        """Probe every device (health check), so `online` and its events stay true."""
+        for name, result in (await self._each(self.device_names, lambda n: self._device(n).check())).items():
+            self._mark(name, result if isinstance(result, DeviceError) else None)
 
     # --- restore ------------------------------------------------------------------------------
 
-    def load_leftover(self) -> bool:
+    async def load_leftover(self) -> bool:
         """Take a snapshot left by a daemon that died mid-session; True when there is one."""
-        record = self.store.load(self.room_id)
+        record = await self.store.load(self.room_id)
         self.leftover_problem = self.store.problem(self.room_id) if record is None else None
         if record is None:
             return False
         devices = record.get("devices")
-        self._meta = {k: v for k, v in record.items() if k != "devices"}
+        self.meta = {k: v for k, v in record.items() if k != "devices"}
         devices = devices if isinstance(devices, dict) else {}
-        self._pending = {k: v for k, v in devices.items() if k in self._devices}
+        self._pending = {k: v for k, v in devices.items() if k in self.device_names}
         if not self._pending:
-            self.store.delete(self.room_id)
+            await self.discard()
         return bool(self._pending)
 
-    def restore(self) -> RestoreOutcome:
-        """Restore every device still pending; each device independently, errors collected."""
-        self.end_session()
-        results = self._each(sorted(self._pending), self._restore_one)
+    async def discard(self) -> None:
+        """Forget the snapshot of a start that changed nothing."""
+        self._pending = {}
+        with contextlib.suppress(OSError):
+            await self.store.delete(self.room_id)
+        self.meta = {}
+
+    async def restore(self) -> RestoreOutcome:
+        """Stop the scene work, then restore every device still pending; errors collected per device."""
+        await self.stop_work()
+        results = await self._each(sorted(self._pending), self._restore_one)
         outcome = RestoreOutcome(ok=True)
         for name, result in results.items():
             if isinstance(result, DeviceError):
@@ -221,34 +250,31 @@ class Room:
                     "unrestorable": result.unrestorable,
                 }
                 del self._pending[name]
-        if self._pending:
-            try:
-                self.store.save(self.room_id, self._record())
-            except OSError as exc:  # the old file still lists these devices: nothing is lost
-                log.error("room %s: cannot update the snapshot file: %s", self.room_id, exc)
-        else:
-            try:
-                self.store.delete(self.room_id)
-            except OSError as exc:
-                # The room is restored all the same; only the file could not go. Raising here
-                # would end the room's thread with the restore done but never reported.
-                log.error(
-                    "room %s: restored, but cannot remove the snapshot file (%s); remove it by hand, "
-                    "or the next start of relaxd restores this snapshot again",
-                    self.room_id,
-                    exc,
-                )
-            self._meta = {}
+        await self._settle_file()
         return outcome
 
-    def _restore_one(self, name: str) -> RestoreReport:
-        device = self._devices[name]
+    async def _restore_one(self, name: str) -> RestoreReport:
         data = self._pending[name]
-        if name == "speaker":
-            return device.restore(data, self.restore_fade_s / self.speed)  # type: ignore[call-arg]
-        return device.restore(data)  # type: ignore[call-arg]
+        if name == "speaker" and self.speaker is not None:
+            return await self.speaker.restore(data, self.restore_fade_s / self.speed)
+        assert self.lights is not None
+        return await self.lights.restore(data)
 
-    def probe(self) -> None:
-        """Check every device once (start-up) so the state shows what is reachable."""
-        for name, result in self._each(self.device_names, lambda n: self._devices[n].check()).items():
-            self._mark(name, result if isinstance(result, DeviceError) else None)
+    async def _settle_file(self) -> None:
+        if self._pending:
+            try:
+                await self.store.save(self.room_id, self._record())
+            except OSError as exc:  # the old file still lists these devices: nothing is lost
+                log.error("room %s: cannot update the snapshot file: %s", self.room_id, exc)
+            return
+        try:
+            await self.store.delete(self.room_id)
+        except OSError as exc:
+            # The room is restored all the same; only the file could not go.
+            log.error(
+                "room %s: restored, but cannot remove the snapshot file (%s); remove it by hand, "
+                "or the next start of relaxd restores this snapshot again",
+                self.room_id,
+                exc,
+            )
+        self.meta = {}

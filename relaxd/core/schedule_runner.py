@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ ONCE_KEEP_S = 24 * 3600.0
 
 
 class RoomPort(Protocol):
-    """What the runner needs of a room's session engine (RoomEngine); every method is thread-safe."""
+    """What the runner needs of a room's engine (RoomEngine); each only queues an input."""
 
     def submit(self, command: Command) -> None: ...
 
@@ -66,8 +66,8 @@ class ScheduleRunner:
         self.clock = clock
         self.tz = tz
         self.grace_s = grace_s
-        self.wake = threading.Event()
-        self._lock = threading.Lock()
+        self.wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # book changes and their saves, one at a time
         self._book = ScheduleBook()
         self._schedules: dict[str, Schedule] = {}
         self._problems: dict[str, str] = {}
@@ -77,11 +77,11 @@ class ScheduleRunner:
 
     # --- start-up and the loop ----------------------------------------------------------------
 
-    def load(self) -> None:
+    async def load(self) -> None:
         """Read state_dir, rebuild the config schedules, then deal with runs missed while down."""
-        with self._lock:
+        async with self._lock:
             now = self.clock.now()
-            self._book = self.store.load()
+            self._book = await self.store.load()
             today = now.astimezone(self.tz).date()
             self._schedules = {}
             for schedule_id, spec in zip(config_ids(self.config_specs), self.config_specs, strict=True):
@@ -98,24 +98,30 @@ class ScheduleRunner:
                 self._book.checked.setdefault(schedule_id, schedule.created_at or now)
                 self._refresh(schedule_id)
             self._loaded = True
-            self._save()
+            await self._save()
         log.info("%d schedule(s) loaded (%d from the config)", len(self._schedules), len(self.config_specs))
-        self.tick()
+        await self.tick()
 
-    def run(self, stop: threading.Event) -> None:
-        """The runner's thread: fire what is due, sleep until the next fire time or a change."""
-        while not stop.is_set():
+    async def run(self) -> None:
+        """The runner's task: fire what is due, sleep until the next fire time or a change."""
+        while True:
             try:
-                wait_s = self.tick()
+                wait_s = await self.tick()
             except Exception:  # the runner must outlive a bug in one schedule
                 log.exception("schedule runner failed; trying again in %.0f s", MAX_SLEEP_S)
                 wait_s = MAX_SLEEP_S
-            self.clock.wait(self.wake, wait_s)
+            sleeper = asyncio.ensure_future(self.clock.sleep(wait_s))
+            woken = asyncio.ensure_future(self.wake.wait())
+            try:
+                await asyncio.wait([sleeper, woken], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                woken.cancel()
             self.wake.clear()
 
-    def tick(self) -> float:
+    async def tick(self) -> float:
         """Deal with every schedule due by now; the seconds until the next fire time (capped)."""
-        with self._lock:
+        async with self._lock:
             now = self.clock.now()
             changed = False
             dues: list[tuple[Schedule, Due]] = []
@@ -132,7 +138,7 @@ class ScheduleRunner:
                 dues.append((schedule, due))
             changed = self._prune_once(now) or changed
             if changed:
-                self._save()
+                await self._save()
             for schedule, due in dues:
                 self._dispatch(schedule, due)  # only queues into the room's engine
             self._publish_next()
@@ -181,15 +187,15 @@ class ScheduleRunner:
                 )
             )
 
-    # --- requests (any thread) ----------------------------------------------------------------
+    # --- requests ------------------------------------------------------------------------------
 
-    def handle(self, verb: str, request: dict[str, Any]) -> Any:
+    async def handle(self, verb: str, request: dict[str, Any]) -> Any:
         """Answer `schedule/add|list|remove`; ValueError with a reason when the request is refused."""
         if not self._loaded:
             raise ValueError("schedules are still loading; try again")
         fields = {k: v for k, v in request.items() if k != "transaction"}
         if verb == "schedule/add":
-            return self.add(fields)
+            return await self.add(fields)
         if verb == "schedule/list":
             room = fields.pop("room", None)
             if fields:
@@ -199,10 +205,10 @@ class ScheduleRunner:
             schedule_id = fields.pop("id", None)
             if not isinstance(schedule_id, str) or fields:
                 raise ValueError('remove takes {"id": "<schedule id>"} and nothing else')
-            return self.remove(schedule_id)
+            return await self.remove(schedule_id)
         raise ValueError(f"unknown request {verb!r}; known: schedule/add, schedule/list, schedule/remove")
 
-    def add(self, fields: dict[str, Any]) -> dict[str, Any]:
+    async def add(self, fields: dict[str, Any]) -> dict[str, Any]:
         try:
             spec = ScheduleConfig.model_validate(fields)
         except ValidationError as exc:
@@ -215,7 +221,7 @@ class ScheduleRunner:
             raise ValueError(problem)
         if self.fire_times.next_after(spec, now) is None:
             raise ValueError(f"once: {spec.once} ({self.tz}) is not in the future")
-        with self._lock:
+        async with self._lock:
             key = spec_key(spec)
             for other in self._schedules.values():
                 if spec_key(other.spec) == key:
@@ -224,7 +230,7 @@ class ScheduleRunner:
             self._book.runtime.append(schedule)
             self._book.checked[schedule.id] = now
             try:
-                self.store.save(self._book)
+                await self.store.save(self._book)
             except OSError as exc:
                 self._book.runtime.remove(schedule)
                 del self._book.checked[schedule.id]
@@ -240,11 +246,10 @@ class ScheduleRunner:
     def list(self, room: str | None = None) -> list[dict[str, Any]]:
         if room is not None and room not in self.rooms:
             raise ValueError(f"unknown room {room!r}")
-        with self._lock:
-            return [self._view(i) for i, s in self._schedules.items() if room is None or s.spec.room == room]
+        return [self._view(i) for i, s in self._schedules.items() if room is None or s.spec.room == room]
 
-    def remove(self, schedule_id: str) -> dict[str, Any]:
-        with self._lock:
+    async def remove(self, schedule_id: str) -> dict[str, Any]:
+        async with self._lock:
             schedule = self._schedules.get(schedule_id)
             if schedule is None:
                 raise ValueError(f"unknown schedule id {schedule_id!r}")
@@ -254,7 +259,7 @@ class ScheduleRunner:
             self._book.runtime.remove(schedule)
             checked = self._book.checked.pop(schedule_id, None)
             try:
-                self.store.save(self._book)
+                await self.store.save(self._book)
             except OSError as exc:
                 self._book.runtime.append(schedule)
                 if checked is not None:
@@ -309,9 +314,9 @@ class ScheduleRunner:
             self._forget(schedule.id)
         return bool(old)
 
-    def _save(self) -> None:
+    async def _save(self) -> None:
         try:
-            self.store.save(self._book)
+            await self.store.save(self._book)
         except OSError as exc:
             # Keep running: schedules still fire; only what was missed after a restart is less exact.
             log.error("cannot save the schedule bookkeeping in the state directory: %s", exc)

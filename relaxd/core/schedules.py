@@ -71,11 +71,11 @@ class ScheduleBook:
 class ScheduleStore(Protocol):
     """Persistent ScheduleBook: written atomically and durably, as data (no pickled callables)."""
 
-    def load(self) -> ScheduleBook:
+    async def load(self) -> ScheduleBook:
         """The saved book, or an empty one when there is none (or it is unreadable: see the log)."""
         ...
 
-    def save(self, book: ScheduleBook) -> None:
+    async def save(self, book: ScheduleBook) -> None:
         """Write atomically and durably (fsync); raises OSError when that is impossible."""
         ...
 

@@ -26,6 +26,7 @@ class Session:
     start_mono: float
     started_at: datetime
     phase_index: int = 0
+    phase_started_mono: float = 0.0  # when the current phase really began (not moved by pauses)
     offset_s: float = 0.0  # pauses, extends and skips move every later deadline at once
     paused_at: float | None = None
     next_check_in: float | None = None
@@ -33,20 +34,27 @@ class Session:
     def phase_end(self, index: int) -> float:
         return self.start_mono + sum(p.duration for p in self.routine.phases[: index + 1]) + self.offset_s
 
-    def phase_start(self, index: int) -> float:
-        return self.start_mono + sum(p.duration for p in self.routine.phases[:index]) + self.offset_s
-
     @property
     def phase(self) -> Phase:
         return self.routine.phases[self.phase_index]
 
     @property
+    def is_last_phase(self) -> bool:
+        return self.phase_index + 1 >= len(self.routine.phases)
+
+    @property
     def end(self) -> float:
         return self.phase_end(len(self.routine.phases) - 1)
 
-    def session_fields(self, clock: Clock, *, paused: bool, reason: str | None = None) -> dict[str, Any]:
-        # While paused the end is unknown: it moves on resume.
-        ends = None if paused else iso_utc(wall(clock, self.end))
+    def enter(self, index: int, now_mono: float) -> None:
+        self.phase_index = index
+        self.phase_started_mono = now_mono
+
+    def session_fields(
+        self, clock: Clock, *, paused: bool, reason: str | None = None, ended: bool = False
+    ) -> dict[str, Any]:
+        # While paused the end is unknown (it moves on resume); once ended, it is now.
+        ends = iso_utc(clock.now()) if ended else (None if paused else iso_utc(wall(clock, self.end)))
         return {
             "session_id": self.session_id,
             "routine": self.routine_name,
@@ -74,7 +82,7 @@ class Session:
         state.phase = self.phase.name
         state.phase_index = self.phase_index
         state.phase_count = len(self.routine.phases)
-        state.phase_started_at = iso_utc(wall(clock, self.phase_start(self.phase_index)))
+        state.phase_started_at = iso_utc(wall(clock, self.phase_started_mono))
         state.phase_ends_at = iso_utc(wall(clock, self.phase_end(self.phase_index))) if running else None
         state.session_started_at = iso_utc(self.started_at)
         state.session_ends_at = iso_utc(wall(clock, self.end)) if running else None

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from relaxd.adapters.blocking import BlockingCalls, CallAbandoned, WorkerPool
+from relaxd.adapters.blocking import BlockingCalls, CallAbandoned
+from relaxd.adapters.worker_pool import WorkerPool
 from relaxd.core.ports import DeviceError
 from tests.slow_http import SlowHttp
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,45 +12,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from relaxd.adapters.mqtt_setup import set_credentials, set_tls, unreachable_reason, valid_filter
 from relaxd.core.config import MqttConfig
 from relaxd.core.topics import Topics
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, bool], None]
-PROBE_TIMEOUT_S = 3.0  # the diagnostic connection made once per outage (see _unreachable_reason)
-
-
-def valid_filter(topic_filter: str) -> bool:
-    """An MQTT subscription filter: `+` and `#` only as whole levels, `#` only last."""
-    levels = topic_filter.split("/")
-    if not topic_filter or len(topic_filter.encode()) > 65535:
-        return False
-    for i, level in enumerate(levels):
-        if ("+" in level or "#" in level) and len(level) > 1:
-            return False
-        if level == "#" and i != len(levels) - 1:
-            return False
-    return True
-
-
-def set_credentials(client: mqtt.Client, config: MqttConfig) -> None:
-    """User name and password from the config (the secret is unwrapped only here)."""
-    if config.username is not None:
-        password = config.password.get_secret_value() if config.password is not None else None
-        client.username_pw_set(config.username, password)
-
-
-def set_tls(client: mqtt.Client, config: MqttConfig) -> None:
-    """TLS from the config, if any; raises for unusable certificate files."""
-    tls = config.tls
-    if tls is not None:
-        client.tls_set(
-            ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
-            certfile=str(tls.certfile) if tls.certfile else None,
-            keyfile=str(tls.keyfile) if tls.keyfile else None,
-        )
-        client.tls_insecure_set(tls.insecure)
 
 
 class MqttBus:
@@ -311,33 +277,13 @@ class MqttBus:
             return
         self._outage_logged = True
         # paho does not say why; without a reason a wrong CA looks exactly like a broker that is down.
-        reason = self._unreachable_reason()
+        reason = unreachable_reason(self.config)
         log.warning(
             "MQTT broker %s:%d unreachable%s; retrying with backoff",
             self.config.host,
             self.config.port,
             f" ({reason})" if reason else "",
         )
-
-    def _unreachable_reason(self) -> str:
-        """A second, plain attempt to find why connecting fails: refused, timed out, or TLS."""
-        try:
-            sock = socket.create_connection((self.config.host, self.config.port), timeout=PROBE_TIMEOUT_S)
-        except OSError as exc:
-            return exc.strerror or str(exc) or type(exc).__name__
-        with sock:
-            tls = self.config.tls
-            if tls is None:
-                return ""
-            try:
-                context = ssl.create_default_context(cafile=str(tls.ca_certs) if tls.ca_certs else None)
-                if tls.certfile is not None:
-                    context.load_cert_chain(str(tls.certfile), str(tls.keyfile) if tls.keyfile else None)
-                context.check_hostname = not tls.insecure
-                with context.wrap_socket(sock, server_hostname=self.config.host):
-                    return ""
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                return f"TLS: {exc}"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = "?"

@@ -13,7 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from relaxd.adapters.mqtt import set_credentials, set_tls
+from relaxd.adapters.mqtt_setup import set_credentials, set_tls
 from relaxd.core.config import Settings
 from relaxd.core.schedules import describe
 from relaxd.core.topics import Topics

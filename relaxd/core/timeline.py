@@ -50,6 +50,44 @@ class Session:
         self.phase_index = index
         self.phase_started_mono = now_mono
 
+    def pause(self, now_mono: float) -> None:
+        self.paused_at = now_mono
+
+    def resume(self, now_mono: float) -> None:
+        """Every later deadline moves by the time held; the phase's real start does not."""
+        assert self.paused_at is not None
+        held = now_mono - self.paused_at
+        self.offset_s += held
+        if self.next_check_in is not None:
+            self.next_check_in += held
+        self.paused_at = None
+
+    def skip(self, now_mono: float) -> None:
+        """The current phase ends now: what was left of it comes off every later deadline."""
+        self.offset_s -= self.phase_end(self.phase_index) - now_mono
+
+    def extend(self, minutes: float) -> None:
+        self.offset_s += minutes * 60
+
+    def due_phase(self, now_mono: float) -> int | None:
+        """The phase the timeline says it is, when that is past the current one (a late wake-up
+        lands there at once); None when the current phase goes on; len(phases) when all are done."""
+        if now_mono < self.phase_end(self.phase_index):
+            return None
+        index = self.phase_index + 1
+        while index < len(self.routine.phases) and now_mono >= self.phase_end(index):
+            index += 1
+        return index
+
+    def check_in_due(self, now_mono: float) -> bool:
+        """True (once) when a check-in is due; the next one is then scheduled."""
+        if self.next_check_in is None or now_mono < self.next_check_in:
+            return False
+        every = self.routine.check_in_every or 0.0
+        while self.next_check_in <= now_mono:
+            self.next_check_in += every
+        return True
+
     def session_fields(
         self, clock: Clock, *, paused: bool, reason: str | None = None, ended: bool = False
     ) -> dict[str, Any]:

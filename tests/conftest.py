@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import soco
 
+from relaxd.adapters.blocking import BlockingCalls
 from tests.engine_rig import MakeRig, Rig
 from tests.mosquitto import Mosquitto
 
@@ -62,3 +63,11 @@ async def make_rig() -> AsyncIterator[MakeRig]:
 @pytest.fixture
 async def rig(make_rig: MakeRig) -> Rig:
     return make_rig()
+
+
+@pytest.fixture
+def calls() -> Iterator[BlockingCalls]:
+    """The blocking pool, as the daemon has one; closed at teardown."""
+    pool = BlockingCalls(workers=4)
+    yield pool
+    pool.close()

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from relaxd.core.configfile import all_routines, load_settings
 from relaxd.core.events import ACTIONS
+from tests.engine_rig import MakeRig
+from tests.engine_rig import Rig as EngineRig
 from tests.mosquitto import Collector, Mosquitto, Received
 from tests.reliability import (
     COMMAND_FUZZ_BATCH,
@@ -26,7 +28,6 @@ from tests.reliability import (
     wait_online,
 )
 from tests.test_e2e_run import Rig, same_room
-from tests.test_session import Rig as EngineRig
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 BUTTON = "zigbee2mqtt/Massage Button"  # {"action": "single"} toggles room1 (the Rig's trigger)
@@ -288,12 +289,17 @@ def finish(rig: Rig, before: dict[str, Any]) -> None:
     assert "Traceback" not in rig.daemon_log()
 
 
-def test_a_skip_echoes_its_transaction_in_the_event_it_causes() -> None:
-    engine = EngineRig()
-    engine.send("start")
-    engine.send("skip", transaction="t-skip")
+async def test_a_skip_echoes_its_transaction_in_the_event_it_causes(rig_engine: EngineRig) -> None:
+    engine = rig_engine
+    await engine.send("start")
+    await engine.send("skip", transaction="t-skip")
     assert engine.bus.of("phase_started")[-1]["phase"] == "two"
     assert engine.bus.of("phase_started")[-1].get("transaction") == "t-skip"
-    engine.send("skip")
-    engine.send("skip", transaction="t-last")
+    await engine.send("skip")
+    await engine.send("skip", transaction="t-last")
     assert engine.bus.of("session_finished")[-1].get("transaction") == "t-last"
+
+
+@pytest.fixture
+async def rig_engine(make_rig: MakeRig) -> EngineRig:
+    return make_rig()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.fire_times import check_cron
 from relaxd.adapters.schedule_store import FileScheduleStore
 from relaxd.app.cli import build_parser
@@ -18,13 +19,11 @@ from relaxd.app.remote import _schedule_body
 from relaxd.core.config import ScheduleConfig
 from relaxd.core.configfile import ConfigError, load_settings
 from relaxd.core.discovery import room_entities
-from relaxd.core.engine import RoomEngine
 from relaxd.core.events import Command, CommandRejected, parse_command
-from relaxd.core.room import Room
-from relaxd.core.routines import builtin_routines
 from relaxd.core.schedules import Schedule, ScheduleBook, config_ids, describe
 from relaxd.core.topics import Topics
-from tests.fakes import FakeClock, FakeLights, MemoryStore, RecordingBus
+from tests.engine_rig import Rig
+from tests.fakes import settle
 
 MINIMAL = """
 hue: {host: 127.0.0.1:8080, username: "hue-secret-user"}
@@ -104,9 +103,11 @@ def test_config_ids_are_stable_content_hashes_and_repeats_get_a_suffix() -> None
     assert config_ids([ScheduleConfig(room="bedroom", cron="0 21 * * fri")])[0] != ids[0]
 
 
-def test_the_schedule_file_round_trips_and_keeps_what_it_cannot_read(tmp_path: Path) -> None:
-    store = FileScheduleStore(tmp_path / "state")
-    assert store.load() == ScheduleBook()
+async def test_the_schedule_file_round_trips_and_keeps_what_it_cannot_read(
+    tmp_path: Path, calls: BlockingCalls
+) -> None:
+    store = FileScheduleStore(tmp_path / "state", calls)
+    assert await store.load() == ScheduleBook()
     when = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
     book = ScheduleBook(
         runtime=[Schedule("rt-1", "runtime", ScheduleConfig(room="b", cron="0 9 * * *"), created_at=when)],
@@ -114,15 +115,15 @@ def test_the_schedule_file_round_trips_and_keeps_what_it_cannot_read(tmp_path: P
         anchors={"cfg-x": date(2026, 11, 23)},
         unreadable=[{"id": "rt-future", "spec": {"room": "b", "sunrise": True}}],
     )
-    store.save(book)
+    await store.save(book)
     doc = json.loads((tmp_path / "state" / "schedules.json").read_text())
     doc["schedules"].append({"id": "rt-bad", "spec": {"room": "b", "cron": "0 9 * *"}})  # a hand edit
     (tmp_path / "state" / "schedules.json").write_text(json.dumps(doc))
-    loaded = store.load()
+    loaded = await store.load()
     assert [s.id for s in loaded.runtime] == ["rt-1"] and loaded.runtime[0].created_at == when
     assert loaded.checked == {"rt-1": when} and loaded.anchors == {"cfg-x": date(2026, 11, 23)}
     assert [r["id"] for r in loaded.unreadable] == ["rt-future", "rt-bad"]
-    store.save(loaded)
+    await store.save(loaded)
     assert [r["id"] for r in json.loads((tmp_path / "state" / "schedules.json").read_text())["schedules"]] == [
         "rt-1",
         "rt-future",
@@ -131,9 +132,9 @@ def test_the_schedule_file_round_trips_and_keeps_what_it_cannot_read(tmp_path: P
     assert not list((tmp_path / "state").glob(".schedules.*.tmp"))
 
 
-def test_a_damaged_schedule_file_is_moved_aside(tmp_path: Path) -> None:
+async def test_a_damaged_schedule_file_is_moved_aside(tmp_path: Path, calls: BlockingCalls) -> None:
     (tmp_path / "schedules.json").write_text('{"format": 1, "schedules": [')
-    assert FileScheduleStore(tmp_path).load() == ScheduleBook()
+    assert await FileScheduleStore(tmp_path, calls).load() == ScheduleBook()
     assert (tmp_path / "schedules.corrupt").exists() and not (tmp_path / "schedules.json").exists()
 
 
@@ -142,9 +143,8 @@ def test_schedule_fields_cannot_come_from_a_command_payload() -> None:
         parse_command(b'{"action": "start", "schedule_id": "rt-1", "transaction": "t"}')
 
 
-def test_a_scheduled_start_that_fails_is_a_schedule_missed_not_a_rejection() -> None:
-    bus = RecordingBus()
-    engine = RoomEngine(Room("bedroom", MemoryStore(), lights=FakeLights()), bus, FakeClock(), builtin_routines())
+async def test_a_scheduled_start_that_fails_is_a_schedule_missed_not_a_rejection(rig: Rig) -> None:
+    bus, engine = rig.bus, rig.engine
     engine.submit(
         Command(
             action="start",
@@ -154,7 +154,7 @@ def test_a_scheduled_start_that_fails_is_a_schedule_missed_not_a_rejection() -> 
             schedule_details={"scheduled_for": "2026-11-23T20:00:00.000Z"},
         )
     )
-    engine.process()
+    await settle()
     assert bus.names() == ["schedule_missed"]
     missed = bus.events[0]
     assert missed["reason"] == "start_failed" and missed["schedule_id"] == "rt-1"

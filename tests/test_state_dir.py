@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.snapshot_store import FileSnapshotStore
 from tests.mosquitto import Collector, Mosquitto, wait_until
 from tests.reliability import TEST_TIMEOUT_S, event_names, last_state, reconfigure, room_events, wait_online
@@ -148,27 +149,29 @@ def test_the_state_dir_going_bad_mid_session_does_not_stop_the_restore(rig: Rig)
 # --- the snapshot store itself (in-process) -----------------------------------------------------
 
 
-def test_the_store_reads_no_snapshot_below_a_regular_file(tmp_path: Path) -> None:
+async def test_the_store_reads_no_snapshot_below_a_regular_file(tmp_path: Path, calls: BlockingCalls) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    store = FileSnapshotStore(blocker / "state")
-    assert store.load("room1") is None and store.rooms() == []
+    store = FileSnapshotStore(blocker / "state", calls)
+    assert await store.load("room1") is None and store.rooms() == []
     with pytest.raises(OSError):
-        store.save("room1", {"devices": {}})
+        await store.save("room1", {"devices": {}})
 
 
-def test_an_unreadable_snapshot_is_reported_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = FileSnapshotStore(tmp_path)
+async def test_an_unreadable_snapshot_is_reported_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, calls: BlockingCalls
+) -> None:
+    store = FileSnapshotStore(tmp_path, calls)
     (tmp_path / "snapshots" / "room1.snapshot.json").mkdir(parents=True)  # EISDIR on read
-    assert store.load("room1") is None
+    assert await store.load("room1") is None
     assert "cannot read the snapshot of room room1" in caplog.text
 
 
-def test_torn_temporary_files_of_the_room_are_removed_on_load(tmp_path: Path) -> None:
-    store = FileSnapshotStore(tmp_path)
-    store.save("room1", {"devices": {"lights": {"kind": "hue"}}})
+async def test_torn_temporary_files_of_the_room_are_removed_on_load(tmp_path: Path, calls: BlockingCalls) -> None:
+    store = FileSnapshotStore(tmp_path, calls)
+    await store.save("room1", {"devices": {"lights": {"kind": "hue"}}})
     mine, other = tmp_path / "snapshots" / ".room1.abc.tmp", tmp_path / "snapshots" / ".room10.abc.tmp"
     mine.write_text('{"format": 1, "ro')
     other.write_text('{"format": 1, "ro')
-    assert store.load("room1") == {"devices": {"lights": {"kind": "hue"}}}
+    assert await store.load("room1") == {"devices": {"lights": {"kind": "hue"}}}
     assert not mine.exists() and other.exists()  # room10's file is room10's business

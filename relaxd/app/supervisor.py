@@ -15,7 +15,8 @@ RESTART_MAX_S = 30.0
 class Supervisor:
     """Runs the daemon's long-lived tasks (rooms, schedules, requests, health); stop() ends them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, restart_first_s: float = RESTART_FIRST_S) -> None:
+        self.restart_first_s = restart_first_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.failures: dict[str, int] = {}
         self._stopping = False
@@ -25,7 +26,7 @@ class Supervisor:
         self._tasks[name] = asyncio.create_task(self._keep(name, factory, restart), name=name)
 
     async def _keep(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]], restart: bool) -> None:
-        delay_s = RESTART_FIRST_S
+        delay_s = self.restart_first_s
         while True:
             try:
                 await factory()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 from soco.data_structures import to_didl_string
@@ -11,10 +11,13 @@ from soco.data_structures_entry import from_didl_string
 from soco.exceptions import SoCoUPnPException
 from soco.snapshot import Snapshot
 
+from relaxd.adapters.blocking import Op
+from relaxd.adapters.sonos.calls import read_all
 from relaxd.core.ports import SnapshotData
 
 log = logging.getLogger(__name__)
-_PARALLEL_READS = 4
+# Requests of a snapshot, for its deadline: about a dozen, plus one per 400 queue items.
+SNAPSHOT_REQUESTS = 16
 
 FORMAT = "soco-snapshot/1"
 _SCALARS = (str, int, float, bool, type(None))
@@ -34,50 +37,49 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
         super().__init__(device, snapshot_queue=snapshot_queue)
         self.restore_volume = True
 
-    def snapshot(self) -> bool:
-        """soco's Snapshot.snapshot(), the same attributes, read in two parallel rounds.
+    async def capture(self, op: Op) -> str:
+        """soco's Snapshot.snapshot(): the same attributes, read in two parallel rounds under op;
+        returns the device's uid.
 
         soco reads about a dozen values one after the other, and the room waits for them before
         the lights or the music may change: the reads do not depend on each other, so they are
-        asked at once (a few at a time, which a speaker serves fine), cutting the start of every
-        session by ~10 round trips. Restore is soco's own.
+        asked at once, cutting the start of every session by ~10 round trips. Restore is soco's own.
         """
         device = self.device
-        with ThreadPoolExecutor(max_workers=_PARALLEL_READS, thread_name_prefix="sonos-snapshot") as pool:
-            first = {
-                name: pool.submit(read)
-                for name, read in (
-                    ("is_coordinator", lambda: device.is_coordinator),
-                    ("media_info", lambda: device.avTransport.GetMediaInfo([("InstanceID", 0)])),
-                    ("volume", lambda: device.volume),
-                    ("mute", lambda: device.mute),
-                    ("bass", lambda: device.bass),
-                    ("treble", lambda: device.treble),
-                    ("loudness", lambda: device.loudness),
-                    ("transport_info", device.get_current_transport_info),
-                )
-            }
-            got = {name: future.result() for name, future in first.items()}
-            self.is_coordinator = got["is_coordinator"]
-            self.media_uri = got["media_info"]["CurrentURI"]
-            if self.media_uri.split(":")[0] == "x-rincon-queue":
-                if self.media_uri.split("#")[1] == "0":
-                    self.is_playing_queue = True
-                else:
-                    self.is_playing_cloud_queue = True
-            for name in ("volume", "mute", "bass", "treble", "loudness"):
-                setattr(self, name, got[name])
-            second: dict[str, Future[Any]] = {}
-            if self.is_playing_queue:
-                second["play_mode"] = pool.submit(lambda: device.play_mode)
-                second["track_info"] = pool.submit(device.get_current_track_info)
-                if self.is_coordinator:
-                    second["cross_fade"] = pool.submit(lambda: device.cross_fade)
+        got = await read_all(
+            op,
+            {
+                "is_coordinator": lambda: device.is_coordinator,
+                "uid": lambda: device.uid,
+                "media_info": lambda: device.avTransport.GetMediaInfo([("InstanceID", 0)]),
+                "volume": lambda: device.volume,
+                "mute": lambda: device.mute,
+                "bass": lambda: device.bass,
+                "treble": lambda: device.treble,
+                "loudness": lambda: device.loudness,
+                "transport_info": device.get_current_transport_info,
+            },
+        )
+        self.is_coordinator = got["is_coordinator"]
+        self.media_uri = got["media_info"]["CurrentURI"]
+        if self.media_uri.split(":")[0] == "x-rincon-queue":
+            if self.media_uri.split("#")[1] == "0":
+                self.is_playing_queue = True
             else:
-                self.media_metadata = got["media_info"]["CurrentURIMetaData"]
-            if self.queue is not None:
-                second["queue"] = pool.submit(self._save_queue)
-            results = {name: future.result() for name, future in second.items()}
+                self.is_playing_cloud_queue = True
+        for name in ("volume", "mute", "bass", "treble", "loudness"):
+            setattr(self, name, got[name])
+        second: dict[str, Callable[[], Any]] = {}
+        if self.is_playing_queue:
+            second["play_mode"] = lambda: device.play_mode
+            second["track_info"] = device.get_current_track_info
+            if self.is_coordinator:
+                second["cross_fade"] = lambda: device.cross_fade
+        else:
+            self.media_metadata = got["media_info"]["CurrentURIMetaData"]
+        if self.queue is not None:
+            second["queue"] = self._save_queue  # appends to self.queue, in its worker
+        results = await read_all(op, second) if second else {}
         if self.is_playing_queue:
             self.play_mode = results["play_mode"]
             if "cross_fade" in results:
@@ -89,7 +91,13 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
                 self.track_position = track_info["position"]
         if self.is_coordinator and got["transport_info"] is not None:
             self.transport_state = got["transport_info"]["current_transport_state"]
-        return bool(self.is_coordinator)
+        return str(got["uid"])
+
+    def restore_requests(self) -> int:
+        """How many requests restore() makes at most, for its deadline."""
+        queued = sum(len(batch) for batch in self.queue or [])
+        settle = 7 if self.transport_state == "PAUSED_PLAYBACK" else 0
+        return 16 + queued + settle
 
     def _restore_volume(self, fade: bool) -> None:
         if not self.restore_volume:

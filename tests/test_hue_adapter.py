@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.hue import HueBridge, HueLights, pair
-from relaxd.adapters.hue.pacing import Pacer
+from relaxd.adapters.hue.pacing import Window
 from relaxd.core.ports import DeviceError, LightScene
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
@@ -43,8 +45,15 @@ def sim() -> Iterator[HueBridgeSim]:
 
 
 @pytest.fixture
-def bridge(sim: HueBridgeSim) -> HueBridge:
-    return HueBridge(sim.address, sim.username, https=False, timeout_s=2)
+def calls() -> Iterator[BlockingCalls]:
+    pool = BlockingCalls(workers=4)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def bridge(sim: HueBridgeSim, calls: BlockingCalls) -> HueBridge:
+    return HueBridge(sim.address, sim.username, calls=calls, https=False, timeout_s=2)
 
 
 @pytest.fixture
@@ -75,7 +84,7 @@ def assert_restored(sim: HueBridgeSim, snapshot: dict[str, Any]) -> None:
 # -- pairing --------------------------------------------------------------------------------------
 
 
-def test_pair_polls_until_the_link_button_is_pressed(sim: HueBridgeSim) -> None:
+def test_pair_polls_until_the_link_button_is_pressed(sim: HueBridgeSim, calls: BlockingCalls) -> None:
     ticks: list[float] = []
 
     def tick(left_s: float) -> None:
@@ -86,7 +95,7 @@ def test_pair_polls_until_the_link_button_is_pressed(sim: HueBridgeSim) -> None:
     posts = [e for e in sim.request_log() if e.method == "POST" and e.path == "/api"]
     assert len(posts) == 2 and len(ticks) == 1 and 0 < ticks[0] <= 5
     assert posts[0].body["devicetype"].startswith("relaxd#") and len(posts[0].body["devicetype"]) <= 40
-    HueBridge(sim.address, username, https=False).check()
+    asyncio.run(HueBridge(sim.address, username, calls=calls, https=False).check())
 
 
 def test_pair_gives_up_with_a_link_button_message(sim: HueBridgeSim) -> None:
@@ -107,8 +116,8 @@ def test_pair_does_not_wait_for_an_unreachable_bridge(closed_address: str) -> No
 # -- snapshot and restore -------------------------------------------------------------------------
 
 
-def test_snapshot_is_per_light_json_with_colormode_colour_and_capabilities(bridge: HueBridge) -> None:
-    snapshot = HueLights(bridge, group="Massage Room").snapshot()
+async def test_snapshot_is_per_light_json_with_colormode_colour_and_capabilities(bridge: HueBridge) -> None:
+    snapshot = await HueLights(bridge, group="Massage Room").snapshot()
     assert json.loads(json.dumps(snapshot)) == snapshot
     lights = snapshot["lights"]
     assert list(lights) == [str(i) for i in range(1, 8)]
@@ -126,84 +135,86 @@ def test_snapshot_is_per_light_json_with_colormode_colour_and_capabilities(bridg
     assert lights["7"]["name"] == "Bedside" and lights["7"]["on"] is False
 
 
-def test_restore_brings_back_every_kind_and_colormode(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_restore_brings_back_every_kind_and_colormode(sim: HueBridgeSim, bridge: HueBridge) -> None:
     sim.add_light(COLOR_TEMPERATURE, "Desk", on=False, bri=200, ct=300)
     room = HueLights(bridge, names=sim.light_names())
-    snapshot = room.snapshot()
-    room.apply(WARM)
+    snapshot = await room.snapshot()
+    await room.apply(WARM)
     assert all(sim.light_state(i)["on"] and sim.light_state(i)["bri"] == 80 for i in sim.light_ids())
     sim.clear_request_log()
 
-    report = room.restore(snapshot)
+    report = await room.restore(snapshot)
 
     assert sorted(report.restored) == sorted(e["name"] for e in snapshot["lights"].values())
     assert report.left_alone == [] and report.unrestorable == {}
     assert_restored(sim, snapshot)
     puts = light_puts(sim)
     offs = [i for i, (_, body) in enumerate(puts) if body.get("on") is False]
-    assert [puts[i][0] for i in offs] == ["6", "7", "8"]  # Globe, Bedside, Desk
+    assert sorted(puts[i][0] for i in offs) == ["6", "7", "8"]  # Globe, Bedside, Desk
     assert min(offs) > max(i for i, (_, body) in enumerate(puts) if body.get("on") is True)
     assert all(set(puts[i][1]) == {"on"} for i in offs)  # never off with a transition (bri-1 trap)
     sim.set_light_by_hand(7, on=True)
     assert sim.light_state(7)["bri"] == 30
 
 
-def test_restore_is_idempotent_and_skips_what_is_already_right(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_restore_is_idempotent_and_skips_what_is_already_right(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
-    snapshot = room.snapshot()
-    room.apply(WARM)
-    room.restore(snapshot)
+    snapshot = await room.snapshot()
+    await room.apply(WARM)
+    await room.restore(snapshot)
     sim.clear_request_log()
-    again = room.restore(snapshot)
+    again = await room.restore(snapshot)
     assert light_puts(sim) == [] and len(again.restored) == 7 and again.left_alone == []
     assert_restored(sim, snapshot)
 
 
-def test_restore_in_a_fresh_object_from_json_on_disk(sim: HueBridgeSim, bridge: HueBridge, tmp_path: Path) -> None:
+async def test_restore_in_a_fresh_object_from_json_on_disk(
+    sim: HueBridgeSim, bridge: HueBridge, calls: BlockingCalls, tmp_path: Path
+) -> None:
     room = HueLights(bridge, group="Massage Room")
-    (tmp_path / "room.json").write_text(json.dumps(room.snapshot()))
-    room.apply(COLOURED)
+    (tmp_path / "room.json").write_text(json.dumps(await room.snapshot()))
+    await room.apply(COLOURED)
     saved = json.loads((tmp_path / "room.json").read_text())
     # A new process: new bridge object, and the room's config no longer even resolves.
-    fresh = HueLights(HueBridge(sim.address, sim.username, https=False), group="Renamed room")
-    report = fresh.restore(saved)
+    fresh = HueLights(HueBridge(sim.address, sim.username, calls=calls, https=False), group="Renamed room")
+    report = await fresh.restore(saved)
     assert len(report.restored) == 7
     assert_restored(sim, saved)
 
 
-def test_unreachable_light_fails_restore_and_a_retry_finishes_it(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_unreachable_light_fails_restore_and_a_retry_finishes_it(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
-    snapshot = room.snapshot()
-    room.apply(WARM)
+    snapshot = await room.snapshot()
+    await room.apply(WARM)
     sim.set_reachable(2, False)
     with pytest.raises(DeviceError, match="Floor lamp") as caught:
-        room.restore(snapshot)
+        await room.restore(snapshot)
     assert "Ceiling" not in caught.value.message
     assert sim.light_state(1)["ct"] == 181  # the others were restored anyway
     sim.set_reachable(2, True)
-    report = room.restore(snapshot)
+    report = await room.restore(snapshot)
     assert "Floor lamp" in report.restored
     assert_restored(sim, snapshot)
 
 
-def test_deleted_light_is_reported_not_retried(sim: HueBridgeSim, bridge: HueBridge) -> None:
-    snapshot = HueLights(bridge, group="Massage Room").snapshot()
+async def test_deleted_light_is_reported_not_retried(bridge: HueBridge) -> None:
+    snapshot = await HueLights(bridge, group="Massage Room").snapshot()
     snapshot["lights"]["99"] = {**snapshot["lights"]["1"], "name": "Gone"}
-    report = HueLights(bridge, group="Massage Room").restore(snapshot)
+    report = await HueLights(bridge, group="Massage Room").restore(snapshot)
     assert report.unrestorable == {"Gone": "the light is no longer on the bridge"}
 
 
-def test_a_damaged_snapshot_is_a_device_error(bridge: HueBridge) -> None:
+async def test_a_damaged_snapshot_is_a_device_error(bridge: HueBridge) -> None:
     with pytest.raises(DeviceError, match="not a Hue"):
-        HueLights(bridge, group="Massage Room").restore({"lights": {}})
+        await HueLights(bridge, group="Massage Room").restore({"lights": {}})
 
 
 # -- scenes ---------------------------------------------------------------------------------------
 
 
-def test_scene_is_fitted_to_each_light(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_scene_is_fitted_to_each_light(sim: HueBridgeSim, bridge: HueBridge) -> None:
     names = ["Ceiling", "Reading", "Hall", "Bedside"]  # not a group: one command per light
-    HueLights(bridge, names=names).apply(COLOURED)
+    await HueLights(bridge, names=names).apply(COLOURED)
     bodies = dict(light_puts(sim))
     assert group_puts(sim) == []
     assert bodies["1"] == {"on": True, "bri": 60, "xy": [0.5123, 0.4123], "transitiontime": 25}
@@ -211,12 +222,12 @@ def test_scene_is_fitted_to_each_light(sim: HueBridgeSim, bridge: HueBridge) -> 
     assert bodies["5"] == bodies["7"] == {"on": True, "bri": 60, "transitiontime": 25}
     assert sim.light_state(7)["on"] is True and sim.light_state(4)["colormode"] == "ct"
     sim.clear_request_log()
-    HueLights(bridge, names=["Reading"]).apply(LightScene(bri_254=300, ct_mired=600, transition_s=0))
+    await HueLights(bridge, names=["Reading"]).apply(LightScene(bri_254=300, ct_mired=600, transition_s=0))
     assert light_puts(sim) == [("4", {"on": True, "bri": 254, "ct": 454, "transitiontime": 0})]
 
 
-def test_group_room_uses_one_group_command(sim: HueBridgeSim, bridge: HueBridge) -> None:
-    HueLights(bridge, group="Massage Room").apply(COLOURED)
+async def test_group_room_uses_one_group_command(sim: HueBridgeSim, bridge: HueBridge) -> None:
+    await HueLights(bridge, group="Massage Room").apply(COLOURED)
     assert light_puts(sim) == []
     assert group_puts(sim) == [{"on": True, "bri": 60, "xy": [0.5123, 0.4123], "ct": 400, "transitiontime": 25}]
     states = [sim.light_state(i) for i in sim.light_ids()]
@@ -224,64 +235,79 @@ def test_group_room_uses_one_group_command(sim: HueBridgeSim, bridge: HueBridge)
     assert (states[0]["colormode"], states[3]["ct"]) == ("xy", 400)
 
 
-def test_names_that_are_exactly_a_group_use_the_group(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_names_that_are_exactly_a_group_use_the_group(sim: HueBridgeSim, bridge: HueBridge) -> None:
     sim.add_group("Corner", ["5", "4"], type="Zone")
-    HueLights(bridge, names=["Reading", "Hall"]).apply(WARM)
+    await HueLights(bridge, names=["Reading", "Hall"]).apply(WARM)
     assert light_puts(sim) == [] and len(group_puts(sim)) == 1
     assert [e.path.split("/")[4] for e in sim.request_log() if e.method == "PUT"] == ["2"]
 
 
-def test_integer_ids_never_light_names(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_integer_ids_never_light_names(sim: HueBridgeSim, bridge: HueBridge) -> None:
     # phue reads a string id as a light name: light "2" must not be confused with a light NAMED "2".
     sim.set_light_by_hand(1, bri=254)
-    bridge.call("renaming", lambda b: b.set_light(1, "name", "2"))
+    await bridge.request("renaming", "read", [], lambda b: b.set_light(1, "name", "2"))
     assert sim.light(1)["name"] == "2"
-    bridge.set_light_state(2, {"bri": 33})
+    await bridge.set_light(2, {"bri": 33})
     assert sim.light_state(2)["bri"] == 33 and sim.light_state(1)["bri"] == 254
 
 
-def test_twenty_lights_by_name_are_paced_without_a_429() -> None:
+async def test_twenty_lights_by_name_are_paced_without_a_429(calls: BlockingCalls) -> None:
     with HueBridgeSim(lights=21) as sim:
-        bridge = HueBridge(sim.address, sim.username, https=False)
+        bridge = HueBridge(sim.address, sim.username, calls=calls, https=False)
         room = HueLights(bridge, names=sim.light_names()[:20])  # not a group: per-light commands
-        room.snapshot()
-        room.apply(WARM)
+        await room.snapshot()
+        await room.apply(WARM)
         assert sim.rate_limited_count == 0
         assert all(sim.light_state(i)["bri"] == 80 for i in sim.light_ids()[:20])
         assert sim.light_state(21) == HueBridgeSim(lights=21).light_state(21)
         times = [e.at_s for e in sim.request_log() if e.method == "PUT"]
         assert len(times) == 20 and group_puts(sim) == []
-        assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 10
+        assert max_in_window(times, 1.0) <= 10
 
 
-def test_a_429_is_retried_once_then_reported(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_a_429_is_retried_once_then_reported(sim: HueBridgeSim, bridge: HueBridge) -> None:
     sim.fail_next(1, http_status=429)
-    bridge.set_light_state(1, {"bri": 42})
+    await bridge.set_light(1, {"bri": 42})
     assert sim.light_state(1)["bri"] == 42
     sim.fail_next(2, http_status=429)
     with pytest.raises(DeviceError) as caught:
-        bridge.set_light_state(1, {"bri": 43})
+        await bridge.set_light(1, {"bri": 43})
     assert caught.value.code == 429 and sim.light_state(1)["bri"] == 42
+
+
+async def test_the_wait_after_a_429_is_cancellable(sim: HueBridgeSim, bridge: HueBridge) -> None:
+    sim.fail_next(1, http_status=429)  # the simulator asks for Retry-After: 1
+    task = asyncio.create_task(bridge.set_light(1, {"bri": 42}))
+    while not light_puts(sim):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    began = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - began < 0.1
+    await asyncio.sleep(1.2)
+    assert len(light_puts(sim)) == 1 and sim.light_state(1)["bri"] != 42
 
 
 # -- do not fight the user ------------------------------------------------------------------------
 
 
-def test_hand_changed_lights_are_left_alone_by_apply_and_restore(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_hand_changed_lights_are_left_alone_by_apply_and_restore(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
-    snapshot = room.snapshot()
-    room.apply(WARM)
+    snapshot = await room.snapshot()
+    await room.apply(WARM)
     sim.set_light_by_hand(2, xy=[0.15, 0.06])  # a new colour in the app
     sim.set_light_by_hand(4, bri=200)  # brighter by hand
     sim.set_light_by_hand(5, on=False)  # switched off at the wall
     sim.clear_request_log()
 
-    room.apply(COLOURED)
+    await room.apply(COLOURED)
 
     touched = {light_id for light_id, _ in light_puts(sim)}
     assert group_puts(sim) == [] and touched == {"1", "3", "6", "7"}
     assert sim.light_state(2)["xy"] == [0.15, 0.06] and sim.light_state(4)["bri"] == 200
-    report = room.restore(snapshot)
+    report = await room.restore(snapshot)
     assert sorted(report.left_alone) == ["Floor lamp", "Hall", "Reading"]
     assert (sim.light_state(2)["xy"], sim.light_state(4)["bri"], sim.light_state(5)["on"]) == (
         [0.15, 0.06],
@@ -291,131 +317,159 @@ def test_hand_changed_lights_are_left_alone_by_apply_and_restore(sim: HueBridgeS
     assert sim.light_state(1)["ct"] == 181 and sim.light_state(6)["on"] is False
 
 
-def test_a_hand_change_during_the_session_start_is_also_respected(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_a_hand_change_during_the_session_start_is_also_respected(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
-    snapshot = room.snapshot()
+    snapshot = await room.snapshot()
     sim.set_light_by_hand(1, ct=300)
-    room.apply(WARM)
+    await room.apply(WARM)
     assert sim.light_state(1)["ct"] == 300
-    assert "Ceiling" in room.restore(snapshot).left_alone
+    assert "Ceiling" in (await room.restore(snapshot)).left_alone
 
 
-def test_bridge_rounding_and_fades_are_not_hand_changes(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_bridge_rounding_and_fades_are_not_hand_changes(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, group="Massage Room")
-    room.snapshot()
-    room.apply(COLOURED)  # xy rounded to 4 decimals by the bridge, a 2.5 s fade
+    await room.snapshot()
+    await room.apply(COLOURED)  # xy rounded to 4 decimals by the bridge, a 2.5 s fade
     sim.set_light_by_hand(1, bri=150)  # still on its way from 254 down to 60
     sim.set_light_by_hand(4, ct=398)  # ct rounding
     sim.clear_request_log()
-    room.apply(WARM)
+    await room.apply(WARM)
     assert light_puts(sim) == [] and len(group_puts(sim)) == 1  # nobody became user-owned
     sim.set_light_by_hand(1, bri=20)  # outside the fade: a hand change
     sim.clear_request_log()
-    room.apply(COLOURED)
+    await room.apply(COLOURED)
     assert "1" not in {i for i, _ in light_puts(sim)} and len(light_puts(sim)) == 6
+
+
+async def test_the_fade_counts_from_the_answer_not_from_the_queueing(sim: HueBridgeSim, bridge: HueBridge) -> None:
+    for i in range(10):
+        sim.add_light(DIMMABLE, f"Other room {i}", on=True, bri=200)
+    others = HueLights(bridge, names=[f"Other room {i}" for i in range(10)])
+    room = HueLights(bridge, names=["Hall"])
+    await room.snapshot()
+    # The other room's ten commands fill the pacing window: the Hall's waits about a second.
+    await asyncio.gather(others.apply(WARM), room.apply(LightScene(bri_254=40, transition_s=0.3)))
+    assert light_puts(sim)[-1][0] == "5" and sim.rate_limited_count == 0
+    # Past the settle window counted from the queueing, within the one counted from the answer: a
+    # value on the way from 90 to 40 is still the fade, not a hand change.
+    await asyncio.sleep(0.5)
+    sim.set_light_by_hand(5, bri=60)
+    sim.clear_request_log()
+    await room.apply(LightScene(bri_254=120, transition_s=0))
+    assert light_puts(sim) == [("5", {"on": True, "bri": 120, "transitiontime": 0})]
 
 
 # -- errors ---------------------------------------------------------------------------------------
 
 
-def test_unreachable_bridge_is_a_device_error(closed_address: str) -> None:
+async def test_unreachable_bridge_is_a_device_error(closed_address: str, calls: BlockingCalls) -> None:
     for https in (False, "auto"):
-        bridge = HueBridge(closed_address, "someone", https=https, timeout_s=1)
+        bridge = HueBridge(closed_address, "someone", calls=calls, https=https, timeout_s=1)
         room = HueLights(bridge, group="Massage Room")
-        for action in (room.check, room.snapshot, functools.partial(room.apply, WARM)):
+        actions: list[Callable[[], Awaitable[Any]]] = [room.check, room.snapshot, functools.partial(room.apply, WARM)]
+        for action in actions:
             with pytest.raises(DeviceError) as caught:
-                action()
+                await action()
             assert caught.value.device == "lights"
             assert isinstance(caught.value.__cause__, OSError)
 
 
-def test_bridge_errors_are_device_errors_with_the_hue_code(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_bridge_errors_are_device_errors_with_the_hue_code(
+    sim: HueBridgeSim, bridge: HueBridge, calls: BlockingCalls
+) -> None:
     room = HueLights(bridge, group="Massage Room")
     sim.fail_next(error_type=901)
     with pytest.raises(DeviceError) as caught:
-        room.snapshot()
+        await room.snapshot()
     assert caught.value.code == 901
     sim.fail_next(http_status=503)
     with pytest.raises(DeviceError) as caught:
-        room.snapshot()
+        await room.snapshot()
     assert caught.value.code == 503
+    stranger = HueBridge(sim.address, "stranger", calls=calls, https=False)
     with pytest.raises(DeviceError) as caught:
-        HueLights(HueBridge(sim.address, "stranger", https=False), group="Massage Room").snapshot()
+        await HueLights(stranger, group="Massage Room").snapshot()
     assert caught.value.code == 1
     with pytest.raises(DeviceError) as caught:
-        HueBridge(sim.address, "stranger", https=False).check()
+        await stranger.check()
     assert caught.value.code == 1 and "pair" in caught.value.message
     with pytest.raises(DeviceError) as caught:
-        bridge.set_light_state(7, {"ct": 300})
+        await bridge.set_light(7, {"ct": 300})
     assert caught.value.code == 6
 
 
-def test_apply_sets_what_it_can_and_names_the_failed_lights(sim: HueBridgeSim, bridge: HueBridge) -> None:
+async def test_apply_sets_what_it_can_and_names_the_failed_lights(sim: HueBridgeSim, bridge: HueBridge) -> None:
     room = HueLights(bridge, names=["Ceiling", "Hall"])
-    room.snapshot()
+    await room.snapshot()
     sim.fail_next(error_type=901, path_contains="/lights/5/state")
     with pytest.raises(DeviceError, match="could not set Hall") as caught:
-        room.apply(WARM)
+        await room.apply(WARM)
     assert caught.value.code == 901 and "Ceiling" not in caught.value.message
     assert (sim.light_state(1)["bri"], sim.light_state(5)["bri"]) == (80, 90)
-    room.apply(WARM)  # a failed command is not mistaken for a hand change later
+    await room.apply(WARM)  # a failed command is not mistaken for a hand change later
     assert sim.light_state(5)["bri"] == 80
 
 
-def test_a_slow_bridge_times_out_as_a_device_error(sim: HueBridgeSim) -> None:
+async def test_a_slow_bridge_times_out_as_a_device_error(sim: HueBridgeSim, calls: BlockingCalls) -> None:
     sim.latency_ms = 800
-    bridge = HueBridge(sim.address, sim.username, https="auto", timeout_s=0.2)
+    bridge = HueBridge(sim.address, sim.username, calls=calls, https="auto", timeout_s=0.2)
     started_s = time.monotonic()
     with pytest.raises(DeviceError, match=r"within 0\.2 s"):
-        HueLights(bridge, group="Massage Room").snapshot()
-    assert time.monotonic() - started_s < 0.7  # one timeout, no HTTPS attempt after it
+        await HueLights(bridge, group="Massage Room").snapshot()
+    assert time.monotonic() - started_s < 0.5  # one timeout, no HTTPS attempt after it
 
 
-def test_unknown_group_or_light_names_are_clear_errors(bridge: HueBridge) -> None:
+async def test_unknown_group_or_light_names_are_clear_errors(bridge: HueBridge) -> None:
     with pytest.raises(DeviceError, match=r"no Hue group named 'Spa' \(groups on the bridge: Massage Room\)"):
-        HueLights(bridge, group="Spa").snapshot()
+        await HueLights(bridge, group="Spa").snapshot()
     with pytest.raises(DeviceError, match="no Hue light named 'Sconce'"):
-        HueLights(bridge, names=["Ceiling", "Sconce"]).apply(WARM)
+        await HueLights(bridge, names=["Ceiling", "Sconce"]).apply(WARM)
 
 
-def test_constructors_do_no_io(sim: HueBridgeSim) -> None:
-    bridge = HueBridge(sim.address, sim.username)
+async def test_constructors_do_no_io(sim: HueBridgeSim, calls: BlockingCalls) -> None:
+    bridge = HueBridge(sim.address, sim.username, calls=calls)
     HueLights(bridge, group="Massage Room")
-    HueLights(HueBridge("127.0.0.1:9", "x"), names=["a"])
-    assert sim.request_log() == []
-    bridge.check()
+    HueLights(HueBridge("127.0.0.1:9", "x", calls=calls), names=["a"])
+    assert sim.request_log() == [] and calls.pool.started_threads == 0
+    await bridge.check()
     assert [(e.method, e.path) for e in sim.request_log()] == [("GET", f"/api/{sim.username}/config")]
 
 
 # -- secrets and files ----------------------------------------------------------------------------
 
 
-def test_phue_never_touches_home(sim: HueBridgeSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_phue_never_touches_home(
+    sim: HueBridgeSim, calls: BlockingCalls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     sim.press_link_button()
-    username = pair(sim.address, https=False, wait_s=1)
-    room = HueLights(HueBridge(sim.address, username, https=False), group="Massage Room")
-    room.restore(room.snapshot())
+    username = await asyncio.to_thread(pair, sim.address, https=False, wait_s=1)
+    room = HueLights(HueBridge(sim.address, username, calls=calls, https=False), group="Massage Room")
+    await room.restore(await room.snapshot())
     assert list(home.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["home"]
 
 
-def test_the_username_never_reaches_the_logs(
-    sim: HueBridgeSim, bridge: HueBridge, caplog: pytest.LogCaptureFixture
+async def test_the_username_never_reaches_the_logs(
+    sim: HueBridgeSim, bridge: HueBridge, calls: BlockingCalls, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sim.press_link_button()
-    paired = pair(sim.address, https=False, wait_s=1)
+    paired = await asyncio.to_thread(pair, sim.address, https=False, wait_s=1)
     assert logging.getLogger("phue").getEffectiveLevel() == logging.WARNING
     room = HueLights(bridge, group="Massage Room")
-    snapshot = room.snapshot()
-    room.apply(WARM)
-    room.restore(snapshot)
+    snapshot = await room.snapshot()
+    await room.apply(WARM)
+    await room.restore(snapshot)
     sim.fail_next(error_type=1)
     with pytest.raises(DeviceError) as caught:
-        room.check()
+        await room.check()
+    assert sim.username not in str(caught.value)
+    sim.latency_ms = 500  # a timeout's message and log lines too
+    with pytest.raises(DeviceError) as caught:
+        await HueBridge(sim.address, sim.username, calls=calls, https=False, timeout_s=0.1).lights()
     assert sim.username not in str(caught.value)
     assert caplog.records, "the adapter and simulator should have logged something at DEBUG"
     logged = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records)
@@ -442,27 +496,32 @@ def https_sim(tmp_path: Path) -> Iterator[HueBridgeSim]:
     hub.stop()
 
 
-def test_https_only_bridge_with_https_true_and_auto(https_sim: HueBridgeSim) -> None:
-    secure = HueBridge(https_sim.address, https_sim.username, https=True, timeout_s=2)
-    HueLights(secure, group="Massage Room").apply(WARM)
+async def test_https_only_bridge_with_https_true_and_auto(https_sim: HueBridgeSim, calls: BlockingCalls) -> None:
+    secure = HueBridge(https_sim.address, https_sim.username, calls=calls, https=True, timeout_s=2)
+    await HueLights(secure, group="Massage Room").apply(WARM)
     assert https_sim.light_state(1)["bri"] == 80
-    auto = HueBridge(https_sim.address, https_sim.username, https="auto", timeout_s=2)
-    assert HueLights(auto, group="Massage Room").snapshot()["lights"]["1"]["bri"] == 80
-    auto.check()  # HTTPS remembered after the plain request was reset
+    auto = HueBridge(https_sim.address, https_sim.username, calls=calls, https="auto", timeout_s=2)
+    assert (await HueLights(auto, group="Massage Room").snapshot())["lights"]["1"]["bri"] == 80
+    await auto.check()  # HTTPS remembered after the plain request was reset
     with pytest.raises(DeviceError, match="reset"):
-        HueBridge(https_sim.address, https_sim.username, https=False, timeout_s=2).check()
+        await HueBridge(https_sim.address, https_sim.username, calls=calls, https=False, timeout_s=2).check()
 
 
-def test_pacer_waits_for_the_oldest_slot_to_leave_the_window() -> None:
-    now_s = [0.0]
-    slept: list[float] = []
+# -- the pacing window ----------------------------------------------------------------------------
 
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now_s[0] += seconds
 
-    pacer = Pacer(2, 1.1, clock=lambda: now_s[0], sleep=sleep)
-    assert [pacer.acquire() for _ in range(2)] == [0.0, 0.0]
-    now_s[0] = 0.5
-    assert pacer.acquire() == pytest.approx(0.6)
-    assert slept == [pytest.approx(0.6)]
+def test_the_window_counts_from_the_send_and_an_unsent_command_counts_as_now() -> None:
+    window = Window(2, 1.1)
+    assert window.has_room(0.0)
+    first, second = window.take(), window.take()
+    assert not window.has_room(5.0) and window.free_at_s(5.0) is None  # unsent: only a send can tell
+    first.sent_s, second.sent_s = 5.0, 5.5
+    assert window.free_at_s(5.5) == pytest.approx(6.1)
+    assert not window.has_room(6.09) and window.has_room(6.1)
+    window.forget(second)  # admitted, but its caller left before it was started
+    assert window.has_room(6.0)
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """The most events in any window_s (sliding)."""
+    return max((sum(1 for t in times if start <= t < start + window_s) for start in times), default=0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from relaxd.adapters.hue.bridge import HueBridge
 from relaxd.adapters.hue.fit import (
     SETTLE_MARGIN_S,
     Expected,
@@ -20,24 +20,24 @@ from relaxd.adapters.hue.fit import (
     snapshot_entry,
 )
 from relaxd.adapters.hue.shapes import state_problem
-from relaxd.adapters.hue.transport import DEVICE, HueBridge
+from relaxd.adapters.hue.transport import DEVICE
 from relaxd.core.ports import DeviceError, LightScene, RestoreReport, SnapshotData
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_KIND = "hue"
 SNAPSHOT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class _Room:
-    infos: dict[str, LightInfo]
-    # The one bridge group whose lights are exactly the room's, if any.
-    group_id: int | None
+# (light id, name, command) of one light's part of a restore.
+_Step = tuple[str, str, dict[str, Any]]
 
 
 class HueLights:
-    """The lights of one room, by bridge group name or by light names; resolved on first use."""
+    """The lights of one room, by bridge group name or by light names, resolved at every snapshot.
+
+    A session acts only on the lights of its snapshot: a light that joins the group mid-session is
+    left alone until the next snapshot. Every method may be cancelled at any await: waiting commands
+    are dropped, running ones aborted, and the bridge's fences keep them from overtaking later ones.
+    """
 
     def __init__(self, bridge: HueBridge, group: str | None = None, names: list[str] | None = None) -> None:
         if (group is None) == (names is None):
@@ -47,8 +47,8 @@ class HueLights:
         self._bridge = bridge
         self._group = group
         self._names = list(names) if names is not None else None
-        self._lock = threading.RLock()
-        self._room: _Room | None = None
+        self._lock = asyncio.Lock()
+        self._infos: dict[str, LightInfo] | None = None  # the session's lights
         self._expected: dict[str, Expected] = {}
         self._user_owned: set[str] = set()
 
@@ -58,58 +58,48 @@ class HueLights:
 
     # -- the Lights port --------------------------------------------------------------------------
 
-    def snapshot(self) -> SnapshotData:
-        with self._lock:
-            room, lights = self._resolve()
-            entries: dict[str, Any] = {}
-            for light_id, info in room.infos.items():
-                data = lights.get(light_id)
-                if data is None:
-                    raise DeviceError(DEVICE, f"light {info.name!r} disappeared from the bridge")
-                entries[light_id] = snapshot_entry(info, data)
+    async def snapshot(self) -> SnapshotData:
+        async with self._lock:
+            lights, groups = await self._read(groups_needed=self._group is not None)
+            infos = self._members(lights, groups)
+            entries = {light_id: snapshot_entry(info, lights[light_id]) for light_id, info in infos.items()}
             # A new session: what the lights show now is the baseline for spotting hand changes.
+            self._infos = infos
             self._expected = {i: Expected.from_state(lights[i]["state"]) for i in entries}
             self._user_owned = set()
             return {"kind": SNAPSHOT_KIND, "version": SNAPSHOT_VERSION, "lights": entries}
 
-    def apply(self, scene: LightScene) -> None:
-        with self._lock:
-            room, lights = self._resolve()
+    async def apply(self, scene: LightScene) -> None:
+        async with self._lock:
+            lights, groups = await self._read(groups_needed=True)
+            if self._infos is None:  # a scene without a snapshot first: the room as it is now
+                self._infos = self._members(lights, groups)
+            infos = self._infos
             self._spot_user_changes(lights)
             targets = [
                 info
-                for light_id, info in room.infos.items()
+                for light_id, info in infos.items()
                 if light_id not in self._user_owned and _reachable(lights.get(light_id))
             ]
-            skipped = sorted(set(room.infos) - {i.light_id for i in targets} - self._user_owned)
+            skipped = sorted(set(infos) - {i.light_id for i in targets} - self._user_owned)
             if skipped:
                 logger.info("hue: skipping unreachable lights %s", ", ".join(skipped))
-            settle_at_s = time.monotonic() + scene.transition_s + SETTLE_MARGIN_S
-            if room.group_id is not None and len(targets) == len(room.infos):
-                self._apply_group(room.group_id, targets, scene, lights, settle_at_s)
+            group_id = self._exact_group(groups, set(infos)) if len(targets) == len(infos) else None
+            if group_id is not None:
+                await self._apply_group(group_id, targets, scene, lights)
                 return
-            failures: dict[str, DeviceError] = {}
-            for info in targets:
-                body = fit_scene(info, scene)
-                try:
-                    self._bridge.set_light_state(int(info.light_id), body)
-                except DeviceError as exc:
-                    # Unknown state now: better not to call it a hand change later.
-                    self._expected.pop(info.light_id, None)
-                    failures[info.name] = exc
-                    continue
-                before = lights[info.light_id]["state"]
-                self._expected[info.light_id] = Expected.from_command(body, before, settle_at_s)
+            steps = [(info.light_id, info.name, fit_scene(info, scene)) for info in targets]
+            failures = await self._send(steps, lights, scene.transition_s)
             _raise_failures("could not set", failures)
 
-    def restore(self, snapshot: SnapshotData) -> RestoreReport:
+    async def restore(self, snapshot: SnapshotData) -> RestoreReport:
         entries = _entries(snapshot)
-        with self._lock:
-            lights = self._bridge.get_lights()
+        async with self._lock:
+            lights = await self._bridge.lights()
             self._spot_user_changes(lights)
             report = RestoreReport()
-            failures: dict[str, DeviceError] = {}
-            to_switch_off: list[str] = []
+            failures: dict[str, tuple[str, DeviceError]] = {}  # by light id: (name, error)
+            first: list[_Step] = []
             # Lights that were on first, with bri and colour in one command; lights that were off
             # get their bri/colour while still lit, and are switched off last with no transition
             # (an off with a transition would bring them back at bri 1).
@@ -118,49 +108,84 @@ class HueLights:
                 data = lights.get(light_id)
                 if data is None:
                     report.unrestorable[name] = "the light is no longer on the bridge"
-                    continue
-                if light_id in self._user_owned:
+                elif light_id in self._user_owned:
                     report.left_alone.append(name)
+                elif not _reachable(data):
+                    failures[light_id] = (name, DeviceError(DEVICE, f"{name} is unreachable"))
+                else:
+                    first.append((light_id, name, _restore_body(entry, data.get("state", {}))))
+            failures.update(await self._send([s for s in first if s[2]], None, 0.0))
+            last: list[_Step] = []
+            for light_id, name, body in first:
+                entry, lit = entries[light_id], bool(lights[light_id].get("state", {}).get("on"))
+                if light_id in failures:
                     continue
-                state = data.get("state", {})
-                if not _reachable(data):
-                    failures[name] = DeviceError(DEVICE, f"{name} is unreachable")
-                    continue
-                lit = bool(state.get("on"))
-                body: dict[str, Any] = {}
-                if not matches(entry, state) and (entry["on"] or lit):
-                    body = {"on": True, **restore_fields(entry)}
-                    if not entry["on"]:
-                        body["transitiontime"] = 0
-                elif entry["on"] and not lit:
-                    body = {"on": True}
-                try:
-                    if body:
-                        self._bridge.set_light_state(int(light_id), body)
-                except DeviceError as exc:
-                    failures[name] = exc
-                    continue
-                if entry["on"]:
-                    self._restored(light_id, entry, report)
-                elif lit or body:
-                    to_switch_off.append(light_id)
+                if not entry["on"] and (lit or body):
+                    last.append((light_id, name, {"on": False}))
                 else:
                     self._restored(light_id, entry, report)
-            for light_id in to_switch_off:
-                entry = entries[light_id]
-                try:
-                    self._bridge.set_light_state(int(light_id), {"on": False})
-                except DeviceError as exc:
-                    failures[str(entry.get("name", light_id))] = exc
-                    continue
-                self._restored(light_id, entry, report)
+            last_failures = await self._send(last, None, 0.0)
+            for light_id, _, _ in last:
+                if light_id not in last_failures:
+                    self._restored(light_id, entries[light_id], report)
+            failures.update(last_failures)
             _raise_failures("could not restore", failures)
             return report
 
-    def check(self) -> None:
-        self._bridge.check()
+    async def check(self) -> None:
+        await self._bridge.check()
 
     # -- internals --------------------------------------------------------------------------------
+
+    async def _read(self, groups_needed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not groups_needed:
+            return await self._bridge.lights(), {}
+        # Both to the end, even when one fails: nothing of this call may still be on its way after it.
+        read = await asyncio.gather(self._bridge.lights(), self._bridge.groups(), return_exceptions=True)
+        lights, groups = read
+        if isinstance(lights, BaseException):
+            raise lights
+        if isinstance(groups, BaseException):
+            raise groups
+        return lights, groups
+
+    async def _send(
+        self, steps: list[_Step], lights: dict[str, Any] | None, transition_s: float
+    ) -> dict[str, tuple[str, DeviceError]]:
+        """Each step's command, all queued at once; the failures by light id. With lights (the state
+        before), a command answered becomes what relaxd expects of its light (for hand changes)."""
+
+        async def one(light_id: str, body: dict[str, Any]) -> DeviceError | None:
+            try:
+                await self._bridge.set_light(int(light_id), body)
+            except (DeviceError, asyncio.CancelledError) as exc:
+                # Unknown state now: better not to call it a hand change later.
+                self._expected.pop(light_id, None)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return exc
+            if lights is not None:
+                # From the answer, not the queueing: a fade starts when the bridge got the command.
+                settle_at_s = time.monotonic() + transition_s + SETTLE_MARGIN_S
+                self._expected[light_id] = Expected.from_command(body, lights[light_id]["state"], settle_at_s)
+            return None
+
+        results = await asyncio.gather(*(one(light_id, body) for light_id, _, body in steps))
+        return {i: (name, exc) for (i, name, _), exc in zip(steps, results, strict=True) if exc is not None}
+
+    async def _apply_group(
+        self, group_id: int, targets: list[LightInfo], scene: LightScene, lights: dict[str, Any]
+    ) -> None:
+        try:
+            await self._bridge.set_group(group_id, [int(i.light_id) for i in targets], group_body(targets, scene))
+        except (DeviceError, asyncio.CancelledError):
+            for info in targets:
+                self._expected.pop(info.light_id, None)
+            raise
+        settle_at_s = time.monotonic() + scene.transition_s + SETTLE_MARGIN_S
+        for info in targets:
+            before = lights[info.light_id]["state"]
+            self._expected[info.light_id] = Expected.from_command(fit_scene(info, scene), before, settle_at_s)
 
     def _restored(self, light_id: str, entry: dict[str, Any], report: RestoreReport) -> None:
         report.restored.append(str(entry.get("name", light_id)))
@@ -180,40 +205,16 @@ class HueLights:
                 logger.info("hue: light %s was changed by hand; leaving it alone this session", name)
                 self._user_owned.add(light_id)
 
-    def _apply_group(
-        self,
-        group_id: int,
-        targets: list[LightInfo],
-        scene: LightScene,
-        lights: dict[str, Any],
-        settle_at_s: float,
-    ) -> None:
-        try:
-            self._bridge.set_group_action(group_id, group_body(targets, scene))
-        except DeviceError:
-            for info in targets:
-                self._expected.pop(info.light_id, None)
-            raise
-        for info in targets:
-            before = lights[info.light_id]["state"]
-            self._expected[info.light_id] = Expected.from_command(fit_scene(info, scene), before, settle_at_s)
-
-    def _resolve(self) -> tuple[_Room, dict[str, Any]]:
-        """The room (resolved once) and the bridge's lights as read now."""
-        lights = self._bridge.get_lights()
-        if self._room is not None:
-            return self._room, lights
-        groups = self._bridge.get_groups()
+    def _members(self, lights: dict[str, Any], groups: dict[str, Any]) -> dict[str, LightInfo]:
+        """The room's lights as the bridge lists them now."""
         if self._group is not None:
-            found = [(gid, g) for gid, g in groups.items() if g.get("name") == self._group]
+            found = [g for g in groups.values() if g.get("name") == self._group]
             if not found:
                 known = ", ".join(sorted(str(g.get("name")) for g in groups.values())) or "none"
                 raise DeviceError(DEVICE, f"no Hue group named {self._group!r} (groups on the bridge: {known})")
-            group_id, group = found[0]
-            ids = [str(i) for i in group.get("lights", []) if str(i) in lights]
+            ids = [str(i) for i in found[0].get("lights", []) if str(i) in lights]
             if not ids:
                 raise DeviceError(DEVICE, f"the Hue group {self._group!r} has no lights")
-            room = _Room({i: LightInfo.from_json(i, lights[i]) for i in ids}, int(group_id))
         else:
             assert self._names is not None
             by_name = {str(d.get("name")): i for i, d in lights.items()}
@@ -221,10 +222,26 @@ class HueLights:
             if missing:
                 raise DeviceError(DEVICE, f"no Hue light named {', '.join(map(repr, missing))}")
             ids = [by_name[n] for n in self._names]
-            exact = [int(gid) for gid, g in groups.items() if set(map(str, g.get("lights", []))) == set(ids)]
-            room = _Room({i: LightInfo.from_json(i, lights[i]) for i in ids}, exact[0] if exact else None)
-        self._room = room
-        return room, lights
+        return {i: LightInfo.from_json(i, lights[i]) for i in ids}
+
+    def _exact_group(self, groups: dict[str, Any], ids: set[str]) -> int | None:
+        """A group whose members, as just read, are exactly these lights (the room's own first)."""
+        exact = [(gid, g) for gid, g in groups.items() if set(map(str, g.get("lights", []))) == ids]
+        exact.sort(key=lambda item: item[1].get("name") != self._group)
+        return int(exact[0][0]) if exact else None
+
+
+def _restore_body(entry: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """The command that brings one light back before the switch-offs ({}: nothing to do yet)."""
+    lit = bool(state.get("on"))
+    if not matches(entry, state) and (entry["on"] or lit):
+        body = {"on": True, **restore_fields(entry)}
+        if not entry["on"]:
+            body["transitiontime"] = 0
+        return body
+    if entry["on"] and not lit:
+        return {"on": True}
+    return {}
 
 
 def _reachable(data: dict[str, Any] | None) -> bool:
@@ -246,9 +263,9 @@ def _entries(snapshot: SnapshotData) -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in lights.items()}
 
 
-def _raise_failures(what: str, failures: dict[str, DeviceError]) -> None:
+def _raise_failures(what: str, failures: dict[str, tuple[str, DeviceError]]) -> None:
     if not failures:
         return
-    details = "; ".join(f"{name}: {exc.message}" for name, exc in failures.items())
-    first = next(iter(failures.values()))
-    raise DeviceError(DEVICE, f"{what} {', '.join(failures)} ({details})", code=first.code)
+    details = "; ".join(f"{name}: {exc.message}" for name, exc in failures.values())
+    names = ", ".join(name for name, _ in failures.values())
+    raise DeviceError(DEVICE, f"{what} {names} ({details})", code=next(iter(failures.values()))[1].code)

@@ -1,4 +1,4 @@
-"""One Hue bridge: phue's API model over relaxd's own transport (timeouts, HTTPS, pacing, errors)."""
+"""One Hue API request in a worker thread (phue's API model over http.client), and the one error wrapper."""
 
 from __future__ import annotations
 
@@ -6,18 +6,12 @@ import http.client
 import json
 import logging
 import os
-import re
-import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import phue
 
-from relaxd.adapters.hue.pacing import ConnectionSlots, Pacer, group_pacer, light_pacer
-from relaxd.adapters.hue.shapes import groups_problem, lights_problem
 from relaxd.core.ports import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -25,16 +19,12 @@ logger = logging.getLogger(__name__)
 DEVICE = "lights"
 # "auto", True or False (a str in the signature so CLI flags pass through; checked at run time).
 HttpsMode = str | bool
-T = TypeVar("T")
-
-# Newer firmware answers more than about three concurrent requests with 429/503.
-MAX_CONCURRENT_REQUESTS = 3
 RETRY_AFTER_429_S = 1.0
-_LIGHT_COMMAND = re.compile(r"^/api/[^/]+/lights/\d+/state/?$")
-_GROUP_COMMAND = re.compile(r"^/api/[^/]+/groups/\d+/action/?$")
+MAX_RETRY_AFTER_S = 5.0
 _REDIRECTS = (301, 302, 303, 307, 308)
 # What a bridge that only serves HTTPS does to a plain HTTP request: refuse, reset or redirect.
 _TRY_HTTPS_AFTER = (ConnectionRefusedError, ConnectionResetError, http.client.BadStatusLine)
+NOT_PAIRED = "the bridge does not know this username; pair with `relaxd hue pair`"
 
 
 def quiet_phue() -> None:
@@ -45,174 +35,121 @@ def quiet_phue() -> None:
 quiet_phue()
 
 
-class _PhueBridge(phue.Bridge):  # type: ignore[misc]
-    """phue's Bridge with relaxd's transport; never reads ~/.python_hue and never pairs."""
+class RateLimited(DeviceError):
+    """HTTP 429 from the bridge, with how long it asked to wait (capped)."""
 
-    def __init__(self, owner: HueBridge) -> None:
-        self._owner = owner
-        # Both ip and username given, and an explicit config path: phue never looks at HOME.
-        super().__init__(ip=owner.host, username=owner.username, config_file_path=os.devnull)
-
-    def connect(self) -> None:
-        # phue's connect() would log the username and fall back to its config file.
-        return None
-
-    def register_app(self) -> None:
-        raise DeviceError(DEVICE, "the bridge does not know this username; pair with `relaxd hue pair`")
-
-    def request(self, mode: str = "GET", address: str | None = None, data: Any = None) -> Any:
-        return self._owner.transport(mode, address or "/", data)
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(DEVICE, message, code=429)
+        self.retry_after_s = retry_after_s
 
 
-class HueBridge:
-    """A physical Hue bridge shared by rooms. Thread-safe; the constructor does no I/O.
+class BridgeErrors:
+    """The adapter's one error wrapper: any failure of a request to one bridge as a DeviceError,
+    never with the username in it."""
+
+    def __init__(self, host: str, username: str, timeout_s: float) -> None:
+        self.host = host
+        self._username = username
+        self.timeout_s = timeout_s
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._username, "***") if self._username else text
+
+    def fence(self, what: str, budget_s: float) -> DeviceError:
+        """An earlier request to the same lights (given up on) has still not returned."""
+        return DeviceError(DEVICE, f"{what}: an earlier request to these lights has not ended within {budget_s:g} s")
+
+    def __call__(self, what: str, exc: BaseException) -> DeviceError:
+        if isinstance(exc, RateLimited):
+            return RateLimited(exc.message, exc.retry_after_s)
+        if isinstance(exc, DeviceError):  # a copy: the original becomes its cause
+            return DeviceError(exc.device, exc.message, code=exc.code)
+        if isinstance(exc, TimeoutError):
+            return DeviceError(DEVICE, f"{what}: no answer from {self.host} within {self.timeout_s:g} s")
+        if isinstance(exc, ConnectionRefusedError):
+            return DeviceError(DEVICE, f"{what}: {self.host} refused the connection")
+        detail = self.redact(f"{type(exc).__name__}: {exc}")  # phue raises anything from OSError to KeyError
+        return DeviceError(DEVICE, f"{what}: {detail}")
+
+
+class Transport:
+    """How to reach one bridge over http.client; shared by the worker threads.
 
     https: True for bridges that only serve HTTPS (Hue Bridge Pro), False for plain HTTP, "auto"
     to try HTTP first and switch to HTTPS when the bridge refuses, resets or redirects the plain
     request (then remembered). HTTPS skips certificate checks: bridges use self-signed certificates.
     """
 
-    def __init__(self, host: str, username: str, https: HttpsMode = "auto", timeout_s: float = 5.0) -> None:
+    def __init__(self, errors: BridgeErrors, https: HttpsMode) -> None:
         if https not in ("auto", True, False):
             raise ValueError(f"https must be 'auto', True or False, not {https!r}")
-        quiet_phue()
-        self.host = host
-        self.username = username
-        self.https = https
-        self.timeout_s = timeout_s
+        self.errors = errors
+        self.host = errors.host
         self._scheme: str | None = None if https == "auto" else ("https" if https else "http")
-        self._light_pacer: Pacer = light_pacer()
-        self._group_pacer: Pacer = group_pacer()
-        self._slots = ConnectionSlots(MAX_CONCURRENT_REQUESTS)
-        self._lock = threading.Lock()
-        self._phue: _PhueBridge | None = None
 
-    def __repr__(self) -> str:
-        return f"HueBridge(host={self.host!r}, https={self.https!r})"
-
-    # -- the one error wrapper ------------------------------------------------------------------
-
-    def call(self, what: str, action: Callable[[Any], T]) -> T:
-        """Run action(phue_bridge); every failure comes out as DeviceError."""
-        try:
-            return action(self._bridge())
-        except DeviceError:
-            raise
-        except TimeoutError as exc:
-            raise DeviceError(DEVICE, f"{what}: no answer from {self.host} within {self.timeout_s:g} s") from exc
-        except ConnectionRefusedError as exc:
-            raise DeviceError(DEVICE, f"{what}: {self.host} refused the connection") from exc
-        except Exception as exc:  # phue raises anything from OSError to KeyError
-            detail = self._redact(f"{type(exc).__name__}: {exc}")
-            raise DeviceError(DEVICE, f"{what}: {detail}") from exc
-
-    def _bridge(self) -> _PhueBridge:
-        with self._lock:
-            if self._phue is None:
-                self._phue = _PhueBridge(self)
-            return self._phue
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self.username, "***") if self.username else text
-
-    # -- what rooms use ---------------------------------------------------------------------------
-
-    def get_lights(self) -> dict[str, Any]:
-        """GET /lights, checked: everything relaxd reads has the type the API gives it."""
-        lights = _expect_dict(self.call("reading lights", lambda b: b.get_light()), "lights")
-        _raise_shape("lights", lights_problem(lights))
-        return lights
-
-    def get_groups(self) -> dict[str, Any]:
-        groups = _expect_dict(self.call("reading groups", lambda b: b.get_group()), "groups")
-        _raise_shape("groups", groups_problem(groups))
-        return groups
-
-    def set_light_state(self, light_id: int, body: dict[str, Any]) -> None:
-        # An int id: phue takes a string id for a light name.
-        self.call(f"setting light {light_id}", lambda b: b.set_light(int(light_id), dict(body)))
-
-    def set_group_action(self, group_id: int, body: dict[str, Any]) -> None:
-        self.call(f"setting group {group_id}", lambda b: b.set_group(int(group_id), dict(body)))
-
-    def check(self) -> None:
-        """One GET of the config; an unknown username only gets the public part of it."""
-        config = self.call("reading config", lambda b: b.request("GET", f"/api/{b.username}/config"))
-        if not isinstance(config, dict) or "whitelist" not in config:
-            raise DeviceError(DEVICE, "the bridge does not know this username; pair with `relaxd hue pair`", code=1)
-
-    # -- transport --------------------------------------------------------------------------------
-
-    def transport(self, mode: str, address: str, data: Any) -> Any:
-        """One API request: paced, retried once after a 429, bridge error objects raised."""
-        pacer = None
-        if mode == "PUT" and _LIGHT_COMMAND.match(address):
-            pacer = self._light_pacer
-        elif mode == "PUT" and _GROUP_COMMAND.match(address):
-            pacer = self._group_pacer
+    def request(self, mode: str, address: str, data: Any, on_sent: Callable[[], None]) -> Any:
+        """One API request (blocking): the answer's JSON; bridge error objects and 429 raised."""
         body = None if data is None or mode in ("GET", "DELETE") else json.dumps(data).encode()
-        for attempt in (1, 2):
-            if pacer is not None:
-                pacer.acquire()
-            self._slots.acquire(command=pacer is not None)
-            try:
-                status, payload, retry_after_s = self._send(mode, address, body)
-            finally:
-                self._slots.release()
-            if status != 429 or attempt == 2:
-                break
-            logger.info("hue bridge %s is rate limiting; retrying in %.1f s", self.host, retry_after_s)
-            time.sleep(retry_after_s)
-        logger.debug("hue %s %s -> HTTP %s", mode, self._redact(address), status)
+        status, payload, retry_after_s = self._send(mode, address, body, on_sent)
+        shown = f"{mode} {self.errors.redact(address)}"
+        logger.debug("hue %s -> HTTP %s", shown, status)
+        if status == 429:
+            raise RateLimited(f"{shown}: HTTP 429 (the bridge is rate limiting)", retry_after_s)
         if status != 200:
-            raise DeviceError(DEVICE, f"{mode} {self._redact(address)}: HTTP {status}", code=status)
+            raise DeviceError(DEVICE, f"{shown}: HTTP {status}", code=status)
         try:
             result = json.loads(payload)
         except ValueError as exc:
-            raise DeviceError(DEVICE, f"{mode} {self._redact(address)}: the bridge sent invalid JSON") from exc
+            raise DeviceError(DEVICE, f"{shown}: the bridge sent invalid JSON") from exc
         errors = (
             [e["error"] for e in result if isinstance(e, dict) and "error" in e] if isinstance(result, list) else []
         )
         if errors:
-            text = "; ".join(f"{e.get('description')} ({e.get('address')})" for e in errors)
-            code = errors[0].get("type")
-            raise DeviceError(DEVICE, self._redact(text), code=code if isinstance(code, int) else None)
+            text = "; ".join(f"{e.get('description')} ({e.get('address')})" for e in errors if isinstance(e, dict))
+            code = errors[0].get("type") if isinstance(errors[0], dict) else None
+            raise DeviceError(DEVICE, self.errors.redact(text), code=code if isinstance(code, int) else None)
         return result
 
-    def _send(self, mode: str, address: str, body: bytes | None) -> tuple[int, bytes, float]:
-        """One request over one of the connection slots (the caller holds it)."""
+    def _send(
+        self, mode: str, address: str, body: bytes | None, on_sent: Callable[[], None]
+    ) -> tuple[int, bytes, float]:
         scheme = self._scheme
         if scheme is not None:
-            return self._send_once(scheme, mode, address, body)
+            return self._send_once(scheme, mode, address, body, on_sent)
         try:
-            status, payload, retry_after_s = self._send_once("http", mode, address, body)
+            status, payload, retry_after_s = self._send_once("http", mode, address, body, on_sent)
         except _TRY_HTTPS_AFTER as exc:
-            logger.info("hue bridge %s refused plain HTTP (%s); trying HTTPS", self.host, exc)
+            logger.info("hue bridge %s refused plain HTTP (%s); trying HTTPS", self.host, type(exc).__name__)
         else:
             if status not in _REDIRECTS:
                 self._scheme = "http"
                 return status, payload, retry_after_s
             logger.info("hue bridge %s redirects plain HTTP; trying HTTPS", self.host)
-        result = self._send_once("https", mode, address, body)
+        result = self._send_once("https", mode, address, body, on_sent)
         self._scheme = "https"
         return result
 
-    def _send_once(self, scheme: str, mode: str, address: str, body: bytes | None) -> tuple[int, bytes, float]:
+    def _send_once(
+        self, scheme: str, mode: str, address: str, body: bytes | None, on_sent: Callable[[], None]
+    ) -> tuple[int, bytes, float]:
+        # A per-read timeout only; the whole request's deadline is the op's (blocking.py).
+        timeout_s = self.errors.timeout_s
         connection: http.client.HTTPConnection
         if scheme == "https":
-            connection = http.client.HTTPSConnection(self.host, timeout=self.timeout_s, context=_bridge_tls_context())
+            connection = http.client.HTTPSConnection(self.host, timeout=timeout_s, context=_bridge_tls_context())
         else:
-            connection = http.client.HTTPConnection(self.host, timeout=self.timeout_s)
+            connection = http.client.HTTPConnection(self.host, timeout=timeout_s)
         headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
             connection.request(mode, address, body=body, headers=headers)
+            on_sent()
             response = connection.getresponse()
             payload = response.read()
             retry_after = response.getheader("Retry-After") or ""
         finally:
             connection.close()
         retry_after_s = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else RETRY_AFTER_429_S
-        return response.status, payload, min(retry_after_s, 5.0)
+        return response.status, payload, min(retry_after_s, MAX_RETRY_AFTER_S)
 
 
 def _bridge_tls_context() -> ssl.SSLContext:
@@ -223,56 +160,23 @@ def _bridge_tls_context() -> ssl.SSLContext:
     return context
 
 
-def _expect_dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DeviceError(DEVICE, f"the bridge sent {what} in an unexpected shape")
-    return value
+class PhueBridge(phue.Bridge):  # type: ignore[misc]
+    """phue's Bridge for one request over relaxd's transport; never reads ~/.python_hue, never pairs.
 
+    One is made per request (cheap, no I/O) so the request knows whom to tell that it was sent."""
 
-def _raise_shape(what: str, problem: str | None) -> None:
-    # A broken or foreign answer must come out as a DeviceError, not as a TypeError three calls later.
-    if problem is not None:
-        raise DeviceError(DEVICE, f"the bridge sent {what} in an unexpected shape: {problem}")
+    def __init__(self, transport: Transport, username: str, on_sent: Callable[[], None]) -> None:
+        self._transport = transport
+        self._on_sent = on_sent
+        # Both ip and username given, and an explicit config path: phue never looks at HOME.
+        super().__init__(ip=transport.host, username=username, config_file_path=os.devnull)
 
+    def connect(self) -> None:
+        # phue's connect() would log the username and fall back to its config file.
+        return None
 
-def pair(
-    host: str,
-    https: HttpsMode = "auto",
-    timeout_s: float = 5.0,
-    wait_s: float = 30.0,
-    on_tick: Callable[[float], None] | None = None,
-    devicetype: str | None = None,
-    poll_s: float = 1.0,
-) -> str:
-    """The link-button flow: POST /api every poll_s until the button is pressed; returns the username.
+    def register_app(self) -> None:
+        raise DeviceError(DEVICE, NOT_PAIRED)
 
-    on_tick(seconds_left) is called before each wait. devicetype defaults to "relaxd#<hostname>".
-    """
-    bridge = HueBridge(host, "", https=https, timeout_s=timeout_s)
-    request = {"devicetype": devicetype or f"relaxd#{socket.gethostname()[:19]}"}
-    deadline_s = time.monotonic() + wait_s
-    while True:
-        try:
-            result = bridge.call("pairing", lambda b: b.request("POST", "/api", request))
-        except DeviceError as exc:
-            if exc.code != 101:
-                raise
-        else:
-            try:
-                username = result[0]["success"]["username"]
-            except (LookupError, TypeError) as exc:
-                raise DeviceError(DEVICE, "pairing: the bridge sent an unexpected answer") from exc
-            if not isinstance(username, str) or not username:
-                raise DeviceError(DEVICE, "pairing: the bridge sent an unexpected answer")
-            return username
-        left_s = deadline_s - time.monotonic()
-        if left_s <= 0:
-            raise DeviceError(
-                DEVICE,
-                f"the link button on the bridge at {host} was not pressed within {wait_s:g} s: "
-                "press the round button on the bridge, then pair again",
-                code=101,
-            )
-        if on_tick is not None:
-            on_tick(left_s)
-        time.sleep(min(poll_s, left_s))
+    def request(self, mode: str = "GET", address: str | None = None, data: Any = None) -> Any:
+        return self._transport.request(mode, address or "/", data, self._on_sent)

@@ -54,11 +54,9 @@ def cmd_routines(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args)
     setup_logging(settings.log_level)
-    from relaxd.app.daemon import Daemon
+    from relaxd.app.daemon import run_daemon
 
-    daemon = Daemon(settings)
-    daemon.install_signal_handlers()
-    return daemon.run()
+    return run_daemon(settings)
 
 
 def cmd_hue_pair(args: argparse.Namespace) -> int:
@@ -143,10 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_routines
     )
     sim = sub.add_parser("sim", help="a simulated Hue bridge and Sonos speaker on 127.0.0.1")
-    sim.add_argument("--hue-port", type=int, default=8080)
-    sim.add_argument("--sonos-port", type=int, default=1400)
-    sim.add_argument("--lights", type=int, default=3)
-    sim.add_argument("--latency-ms", type=float, default=0.0)
+    sim.add_argument("--hue-port", type=int, default=8080, help="Hue bridge port (default 8080, 0: any free one)")
+    sim.add_argument("--sonos-port", type=int, default=1400, help="Sonos speaker port (default 1400, 0: any free one)")
+    sim.add_argument("--lights", type=int, default=3, help="how many lights the bridge has (default 3)")
+    sim.add_argument("--latency-ms", type=float, default=0.0, help="delay before every request is carried out")
+    sim.add_argument(
+        "--control-port", type=int, default=8099, help="fault control API port (default 8099, 0: any free one)"
+    )
     sim.set_defaults(func=cmd_sim)
     return parser
 

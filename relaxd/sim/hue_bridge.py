@@ -9,13 +9,12 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from relaxd.sim.hue_api import HueApiState, Reply
+from relaxd.sim.hue_faults import HueFaults
 from relaxd.sim.hue_http import HttpServer, SlidingWindow
 from relaxd.sim.hue_model import (
     COLOR_TEMPERATURE,
@@ -33,21 +32,6 @@ logger = logging.getLogger(__name__)
 
 LIGHT_COMMANDS_PER_S = 10
 GROUP_COMMANDS_PER_S = 1
-_FAULT_DESCRIPTIONS = {
-    1: "unauthorized user",
-    3: "resource, {address}, not available",
-    901: "Internal error, 404",
-}
-# mangle(status, payload) -> (status, payload): rewrites an answer the bridge computed (fuzzing).
-Mangle = Callable[[int, Any], tuple[int, Any]]
-
-
-class _Fault(NamedTuple):
-    error_type: int
-    http_status: int
-    path_contains: str
-    body: bytes | None = None  # a raw body instead of an error object (garbage, truncated JSON)
-    mangle: Mangle | None = None
 
 
 class LogEntry(NamedTuple):
@@ -67,8 +51,12 @@ class HandChange(NamedTuple):
     fields: dict[str, Any]
 
 
-class HueBridgeSim:
-    """A Hue bridge on 127.0.0.1 with a Python inspection API for tests, benchmarks and the demo."""
+class HueBridgeSim(HueFaults):
+    """A Hue bridge on 127.0.0.1 with a Python inspection API for tests, benchmarks and the demo.
+
+    Faults: latency_ms delays carrying out every request; fail_next, mangle_next, slow_next
+    and trickle_next (see HueFaults) shape the next answers; stop() is the bridge unplugged.
+    """
 
     def __init__(
         self,
@@ -79,11 +67,12 @@ class HueBridgeSim:
         *,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__()
         self.host = "127.0.0.1"
         self.latency_ms = latency_ms
         # Real usernames are 40 hex characters.
         self.username = username or secrets.token_hex(20)
-        self._http = HttpServer(self.host, port, self.handle, ssl_context)
+        self._http = HttpServer(self.host, port, self.handle, ssl_context, self.pacing)
         self._lock = threading.RLock()
         self._api = HueApiState(self.username)
         self._light_window = SlidingWindow(LIGHT_COMMANDS_PER_S)
@@ -91,7 +80,6 @@ class HueBridgeSim:
         self._rate_limited = 0
         self._log: list[LogEntry] = []
         self._hand_log: list[HandChange] = []
-        self._faults: list[_Fault] = []
         for index in range(lights):
             self._add_default_light(index)
         if lights:
@@ -115,7 +103,12 @@ class HueBridgeSim:
         logger.debug("hue sim listening on %s", self.address)
 
     def stop(self) -> None:
+        """Unplug the bridge: new connections are refused, delayed and trickled answers given up."""
         self._http.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._http.running
 
     def __enter__(self) -> HueBridgeSim:
         self.start()
@@ -181,21 +174,6 @@ class HueBridgeSim:
                 return 200, [error(2, "/" + "/".join(parts[2:]), "body contains invalid json")]
             return self._api.route(method, parts[1], parts[2:], body if method != "GET" else None)
 
-    def _take_fault(self, path: str) -> _Fault | None:
-        index = next((i for i, f in enumerate(self._faults) if f.path_contains in path), None)
-        return None if index is None else self._faults.pop(index)
-
-    @staticmethod
-    def _fault_reply(fault: _Fault, path: str) -> Reply:
-        error_type, status = fault.error_type, fault.http_status
-        if fault.body is not None:
-            return status, fault.body
-        if status != 200:
-            return status, HTTPStatus(status).phrase.encode()
-        address = "/" + "/".join(path.strip("/").split("/")[2:])
-        description = _FAULT_DESCRIPTIONS.get(error_type, "simulated bridge error")
-        return 200, [error(error_type, address, description.format(address=address))]
-
     def _admit(self, parts: list[str], now_s: float) -> bool:
         """The newer-firmware rate limits, per kind of command."""
         if len(parts) != 5 or parts[0] != "api":
@@ -226,41 +204,16 @@ class HueBridgeSim:
         with self._lock:
             return list(self._hand_log)
 
+    @property
+    def link_button_pressed(self) -> bool:
+        """Whether pairing is open (the button was pressed in the last 30 s)."""
+        with self._lock:
+            return self._api.link_button_pressed()
+
     def press_link_button(self, ago_s: float = 0.0) -> None:
         """Press the link button now (or pretend it was pressed ago_s seconds ago)."""
         with self._lock:
             self._api.link_pressed_at = time.monotonic() - ago_s
-
-    def fail_next(
-        self,
-        count: int = 1,
-        *,
-        error_type: int = 901,
-        http_status: int = 200,
-        path_contains: str = "",
-        body: bytes | None = None,
-    ) -> None:
-        """Answer the next count requests (to paths containing path_contains) with a bridge error
-        object of error_type, or with a bare HTTP status when http_status is not 200, or with
-        exactly body (any bytes: garbage, truncated JSON) and http_status when body is given."""
-        with self._lock:
-            self._faults.extend([_Fault(error_type, http_status, path_contains, body)] * count)
-
-    def mangle_next(self, mangle: Mangle, count: int = 1, *, path_contains: str = "") -> None:
-        """Let the next count requests (to paths containing path_contains) be carried out, then
-        answer with mangle(status, payload) instead (payload: the JSON value, or bytes)."""
-        with self._lock:
-            self._faults.extend([_Fault(0, 200, path_contains, None, mangle)] * count)
-
-    def pending_faults(self) -> int:
-        """Injected faults not yet used up."""
-        with self._lock:
-            return len(self._faults)
-
-    def clear_faults(self) -> None:
-        """Forget injected faults not yet used up."""
-        with self._lock:
-            self._faults.clear()
 
     def add_light(self, model: LightModel, name: str | None = None, **state: Any) -> str:
         """Add a light with initial state fields (no validation); returns its id."""
@@ -308,13 +261,22 @@ class HueBridgeSim:
         return dict(self.light(light_id)["state"])
 
     def set_light_by_hand(self, light_id: int | str, **fields: Any) -> None:
-        """Change a light as the Hue app would (bridge rules, no rate limit); ValueError if refused."""
+        """Change a light as the Hue app would (bridge rules, no rate limit); KeyError for an
+        unknown light, ValueError ("<field>: <bridge's description>; ...") if refused, and then
+        nothing changed."""
         with self._lock:
             light = self._api.lights[str(light_id)]
-            results = light.command(dict(fields), f"/lights/{light_id}/state")
-            errors = [r["error"]["description"] for r in results if "error" in r]
+            address = f"/lights/{light_id}/state"
+            # A dry run first: the bridge applies what passed, a refused hand change applies nothing.
+            results = copy.deepcopy(light).command(dict(fields), address)
+            errors = [
+                f"{r['error']['address'].rpartition('/')[2]}: {r['error']['description']}"
+                for r in results
+                if "error" in r
+            ]
             if errors:
                 raise ValueError("; ".join(errors))
+            light.command(dict(fields), address)
             self._hand_log.append(HandChange(time.monotonic(), str(light_id), dict(fields)))
 
     def set_reachable(self, light_id: int | str, reachable: bool) -> None:

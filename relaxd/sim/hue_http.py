@@ -9,10 +9,13 @@ import re
 import ssl
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
-from relaxd.sim.serving import serve_in_thread, shut_down
+from relaxd.sim.faults import AnswerPacing
+from relaxd.sim.pacing import answer_paced
+from relaxd.sim.serving import SimHttpServer, serve_in_thread, shut_down
 
 logger = logging.getLogger(__name__)
 
@@ -39,25 +42,39 @@ class SlidingWindow:
 
 
 class HttpServer:
-    """A ThreadingHTTPServer on host:port in a background thread, restartable on the same port."""
+    """A ThreadingHTTPServer on host:port in a background thread, restartable on the same port.
 
-    def __init__(self, host: str, port: int, handler: Handler, ssl_context: ssl.SSLContext | None) -> None:
+    Answers are sent as pacing says (slow or trickled) when a pending pace matches the path."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        ssl_context: ssl.SSLContext | None,
+        pacing: AnswerPacing | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self._handler = handler
         self._ssl_context = ssl_context
+        self._pacing = pacing if pacing is not None else AnswerPacing(lambda pattern, path: pattern in path)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._server is not None:
             return
-        server = _Server((self.host, self.port), self._handler)
+        server = _Server((self.host, self.port), self._handler, self._pacing)
         if self._ssl_context is not None:
             server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         self._thread = serve_in_thread(server, "hue-sim")
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
@@ -65,14 +82,11 @@ class HttpServer:
         shut_down(server, thread)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # stop() must not wait for handlers still sleeping out a simulated latency.
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], handler: Handler) -> None:
+class _Server(SimHttpServer):
+    def __init__(self, address: tuple[str, int], handler: Handler, pacing: AnswerPacing) -> None:
         super().__init__(address, _RequestHandler)
         self.handler = handler
+        self.pacing = pacing
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that timed out leave broken pipes behind; that is the point of latency tests.
@@ -87,7 +101,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        status, payload = self.server.handler(self.command, self.path, raw)
+        server = self.server
+        path = urlsplit(self.path).path
+        # Taken at arrival, like the request itself: only the answer is paced.
+        pace = server.pacing.take(path)
+        status, payload = server.handler(self.command, self.path, raw)
+        if pace is None:
+            self._answer(status, payload)
+        else:
+            answer_paced(self, server.pacing, path, pace, lambda: self._answer(status, payload), server.stopping)
+
+    def _answer(self, status: int, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if status == 200 else "text/plain")

@@ -8,13 +8,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
-from relaxd.sim.serving import serve_in_thread, shut_down
+from relaxd.sim.pacing import answer_paced
+from relaxd.sim.serving import SimHttpServer, serve_in_thread, shut_down
 from relaxd.sim.sonos_actions import dispatch
 from relaxd.sim.sonos_didl import Library
+from relaxd.sim.sonos_faults import ANY_ACTION, Mangle, SonosFaults, action_name
 from relaxd.sim.sonos_soap import (
     UPnPError,
     device_description_xml,
@@ -30,7 +32,7 @@ from relaxd.sim.sonos_state import SimState, SpeakerModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SimState", "SoapCall", "SonosSpeakerSim"]
+__all__ = ["ANY_ACTION", "Mangle", "SimState", "SoapCall", "SonosSpeakerSim"]
 
 
 @dataclass(frozen=True)
@@ -44,30 +46,14 @@ class SoapCall:
     error_code: int | None  # the UPnP errorCode answered, None on success
 
 
-# mangle(status, envelope) -> (status, body): rewrites an answer the speaker computed (fuzzing).
-Mangle = Callable[[int, str], tuple[int, str | bytes]]
-ANY_ACTION = "*"
-
-
-@dataclass
-class _Fault:
-    action: str  # or ANY_ACTION
-    code: int
-    remaining: int
-    mangle: Mangle | None = None  # instead of a UPnP error: the real answer, rewritten
-
-    def matches(self, action: str) -> bool:
-        return self.remaining > 0 and self.action in (action, ANY_ACTION)
-
-
-class SonosSpeakerSim(SpeakerModel):
+class SonosSpeakerSim(SpeakerModel, SonosFaults):
     """A Sonos One on 127.0.0.1:port; stop() and start() again keep the port and all state.
 
     Besides the UPnP server it has a Python API for tests and the demo: `state()` reads
     everything, `hand_*` act as the user with the Sonos app, `load_queue()` and
     `start_cloud_queue()` set scenes up, `requests()` is the request log, `fail_next()`
-    injects UPnP errors, `mangle_next()` and `garble_next()` malformed answers, and `latency_ms`
-    delays every answer.
+    injects UPnP errors, `mangle_next()` and `garble_next()` malformed answers, `slow_next()`
+    and `trickle_next()` late answers (see SonosFaults), and `latency_ms` delays every request.
     """
 
     def __init__(
@@ -79,7 +65,8 @@ class SonosSpeakerSim(SpeakerModel):
         library: Library | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(room_name, library=library, clock=clock)
+        SpeakerModel.__init__(self, room_name, library=library, clock=clock)
+        SonosFaults.__init__(self)
         self.host = "127.0.0.1"
         self.latency_ms = latency_ms
         self._port = port
@@ -87,7 +74,6 @@ class SonosSpeakerSim(SpeakerModel):
         self._thread: threading.Thread | None = None
         # bounded: `relaxd sim` may serve a polling Home Assistant for days
         self._log: deque[SoapCall] = deque(maxlen=50_000)
-        self._faults: list[_Fault] = []
         self._meta_lock = threading.Lock()
 
     @classmethod
@@ -141,6 +127,7 @@ class SonosSpeakerSim(SpeakerModel):
         return self
 
     def stop(self) -> None:
+        """Unplug the speaker: new connections are refused, delayed and trickled answers given up."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
         shut_down(server, thread)
@@ -153,7 +140,7 @@ class SonosSpeakerSim(SpeakerModel):
     ) -> None:
         self.stop()
 
-    # --- request log and fault injection -------------------------------------------------------
+    # --- request log ---------------------------------------------------------------------------
     def requests(self, action: str | None = None) -> list[SoapCall]:
         with self._meta_lock:
             return [c for c in self._log if action is None or c.action == action]
@@ -161,39 +148,6 @@ class SonosSpeakerSim(SpeakerModel):
     def clear_requests(self) -> None:
         with self._meta_lock:
             self._log.clear()
-
-    def fail_next(self, action: str, code: int, times: int = 1) -> None:
-        """Answer the next `times` requests for action ("*": any action) with UPnP error code."""
-        with self._meta_lock:
-            self._faults.append(_Fault(action, code, times))
-
-    def mangle_next(self, action: str, mangle: Mangle, times: int = 1) -> None:
-        """Carry out the next `times` requests for action ("*": any action), then answer with
-        mangle(HTTP status, SOAP envelope) instead: malformed XML, odd codes, wrong values."""
-        with self._meta_lock:
-            self._faults.append(_Fault(action, 0, times, mangle))
-
-    def garble_next(self, action: str, body: str | bytes, status: int = 200, times: int = 1) -> None:
-        """Answer the next `times` requests for action ("*": any action) with exactly body."""
-        self.mangle_next(action, lambda _status, _text: (status, body), times)
-
-    def pending_faults(self) -> int:
-        """Injected faults not yet used up."""
-        with self._meta_lock:
-            return sum(f.remaining for f in self._faults)
-
-    def clear_faults(self) -> None:
-        """Forget injected faults not yet used up."""
-        with self._meta_lock:
-            self._faults.clear()
-
-    def _take_fault(self, action: str) -> _Fault | None:
-        with self._meta_lock:
-            for fault in self._faults:
-                if fault.matches(action):
-                    fault.remaining -= 1
-                    return fault
-        return None
 
     def handle_control(self, path: str, soap_action: str, body: bytes) -> tuple[int, str | bytes]:
         """Answer one control POST: (HTTP status, SOAP envelope, or what a mangle made of it)."""
@@ -231,9 +185,7 @@ class SonosSpeakerSim(SpeakerModel):
         return scpd_xml(spec) if spec is not None else None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(SimHttpServer):
     def __init__(self, address: tuple[str, int], sim: SonosSpeakerSim) -> None:
         self.sim = sim
         super().__init__(address, _Handler)
@@ -268,9 +220,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        sim, soap_action = self.server.sim, self.headers.get("SOAPACTION", "")
+        action = action_name(soap_action)
+        # Taken at arrival, like the request itself: only the answer is paced.
+        pace = sim.pacing.take(action)
         self._delay()
-        status, text = self.server.sim.handle_control(self.path, self.headers.get("SOAPACTION", ""), body)
-        self._send(status, text)
+        status, text = sim.handle_control(self.path, soap_action, body)
+        if pace is None:
+            self._send(status, text)
+        else:
+            answer_paced(self, sim.pacing, action, pace, lambda: self._send(status, text), self.server.stopping)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import yaml
 
+from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.hue import HueBridge, HueLights
 from relaxd.adapters.sonos import SonosSpeaker
 from relaxd.sim.hue_bridge import HueBridgeSim
@@ -63,6 +66,8 @@ def test_sim_prints_a_config_snippet_that_works() -> None:
             str(sonos_port),
             "--lights",
             "4",
+            "--control-port",
+            "0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -78,11 +83,18 @@ def test_sim_prints_a_config_snippet_that_works() -> None:
         assert snippet["hue"]["host"] == f"127.0.0.1:{hue_port}"
         room = next(iter(snippet["rooms"].values()))
         assert room["speaker"]["host"] == f"127.0.0.1:{sonos_port}"
-        lights = HueLights(
-            HueBridge(snippet["hue"]["host"], snippet["hue"]["username"], https=False), group=room["lights"]["group"]
-        )
-        assert len(lights.snapshot()["lights"]) == 4
-        assert SonosSpeaker(host=room["speaker"]["host"]).snapshot()
+
+        async def snapshots() -> tuple[dict[str, Any], dict[str, Any]]:
+            calls = BlockingCalls(workers=2)
+            try:
+                bridge = HueBridge(snippet["hue"]["host"], snippet["hue"]["username"], calls=calls, https=False)
+                lights = HueLights(bridge, group=room["lights"]["group"])
+                return await lights.snapshot(), await SonosSpeaker(host=room["speaker"]["host"], calls=calls).snapshot()
+            finally:
+                calls.close()
+
+        lights, speaker = asyncio.run(snapshots())
+        assert len(lights["lights"]) == 4 and speaker
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0

@@ -48,8 +48,6 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
 
 def test_no_module_is_much_longer_than_300_lines() -> None:
     long = {
-        str(p.relative_to(ROOT.parent)): n
-        for p in ROOT.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 340
+        str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 340
     }
     assert long == {}

@@ -234,3 +234,14 @@ async def test_the_engine_answers_a_liveness_ping_even_while_devices_are_slow(ma
     rig.engine.ping(7)
     await settle()
     assert rig.engine.pong == 7
+
+
+async def test_a_second_stop_while_starting_is_refused_so_every_command_has_one_answer(rig: Rig) -> None:
+    rig.lights.hold = asyncio.Event()
+    await rig.send("start")
+    await rig.send("toggle", transaction="first")
+    await rig.send("stop", transaction="second")
+    rig.lights.hold.set()
+    await settle()
+    assert rig.bus.names() == ["command_rejected", "session_started", "session_stopped", "room_restored"]
+    assert rig.bus.events[0]["transaction"] == "second" and rig.bus.events[2]["transaction"] == "first"

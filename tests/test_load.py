@@ -12,7 +12,15 @@ import pytest
 
 from relaxd.core.configfile import all_routines, load_settings
 from tests.mosquitto import Collector, Mosquitto, Received
-from tests.reliability import STORM_COMMANDS, TEST_TIMEOUT_S, RoomModel, phases, reconfigure, wait_online
+from tests.reliability import (
+    STORM_COMMANDS,
+    TEST_TIMEOUT_S,
+    RoomModel,
+    phases,
+    reconfigure,
+    settle_and_check,
+    wait_online,
+)
 from tests.test_e2e_run import Rig, same_room
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(TEST_TIMEOUT_S)]
@@ -98,17 +106,14 @@ def test_a_command_storm_leaves_every_room_consistent_and_the_daemon_responsive(
             assert answered_s < 2.0, f"status took {answered_s:.1f} s during the storm"
             assert published < 10.0, f"publishing the storm took {published:.1f} s"
 
-            def drained(msgs: list[Received]) -> bool:
-                return all(len(events(msgs, room)) >= len(models[room].expected) for room in ROOMS)
-
-            msgs = mqtt.wait_for(drained, timeout_s=60 + STORM_COMMANDS * 0.1)
-            drain_s = time.monotonic() - began
-            sessions = sum(m.expected.count("session_started") for m in models.values())
+            finals: dict[str, str] = {}
+            sessions = 0
             for room in ROOMS:
-                got = events(msgs, room)
-                assert [e["event"] for e in got] == models[room].expected, room
+                finals[room], got = settle_and_check(mqtt, models[room], room, "storm", 60 + STORM_COMMANDS * 0.1)
                 assert [e["seq"] for e in got] == list(range(got[0]["seq"], got[0]["seq"] + len(got)))
                 assert all(e["room"] == room for e in got)
+                sessions += [e["event"] for e in got].count("session_started")
+            drain_s = time.monotonic() - began
             # The daemon answers promptly once the storm is over, too.
             mqtt.clear()
             asked = time.monotonic()
@@ -117,18 +122,15 @@ def test_a_command_storm_leaves_every_room_consistent_and_the_daemon_responsive(
             assert time.monotonic() - asked < 2.0
             states = answer["data"]
             for room in ROOMS:
-                assert states[room]["state"] == models[room].state
+                assert states[room]["state"] == finals[room]
             # A stop per room gives every room back exactly as it was before the storm.
             mqtt.clear()
             for room in ROOMS:
                 mqtt.publish(f"relaxd/{room}/set", "stop")
-                models[room].expected = []
+                models[room].sent = []
                 models[room].do("stop")
-            msgs = mqtt.wait_for(
-                lambda m: all(len(events(m, r)) >= len(models[r].expected) for r in ROOMS), timeout_s=30
-            )
             for room in ROOMS:
-                assert [e["event"] for e in events(msgs, room)] == models[room].expected
+                assert settle_and_check(mqtt, models[room], room, "after", 30)[0] == "idle"
         same_room(before, rig.before())
         assert not list((tmp_path / "state" / "snapshots").glob("*.json"))
         assert rig.stop_daemon() == 0

@@ -159,7 +159,9 @@ async def test_a_run_time_schedule_starts_a_session_at_its_time(sites: list[Site
 
 
 async def test_a_busy_room_reports_the_run_and_the_session_goes_on(sites: list[Site], tmp_path: Path) -> None:
-    site = await launch(sites, Site(tmp_path, schedules=[{"room": "bedroom", "routine": "short", "cron": "15 12 * * *"}]))
+    site = await launch(
+        sites, Site(tmp_path, schedules=[{"room": "bedroom", "routine": "short", "cron": "15 12 * * *"}])
+    )
     assert site.daemon is not None
     await deliver(site.daemon, "relaxd/bedroom/set", b'{"action": "start", "routine": "classic"}')
     running = site.state()
@@ -215,7 +217,9 @@ async def test_after_a_long_outage_only_the_latest_run_in_grace_starts(sites: li
     assert fired["details"] == {"scheduled_for": "2026-11-26T11:10:00.000Z", "late_s": 120.0, "coalesced": 2}
 
 
-async def test_a_config_schedule_seen_for_the_first_time_reports_nothing_from_before(sites: list[Site], tmp_path: Path) -> None:
+async def test_a_config_schedule_seen_for_the_first_time_reports_nothing_from_before(
+    sites: list[Site], tmp_path: Path
+) -> None:
     site = await launch(sites, Site(tmp_path, schedules=[{"room": "studio", "cron": "0 9 * * *"}]))  # 09:00 was today
     assert site.names() == []
     assert site.state("studio")["next_session_at"] == "2026-11-24T08:00:00.000Z"
@@ -262,7 +266,9 @@ async def test_run_time_schedules_survive_restarts_without_duplicates(sites: lis
     assert set(doc["checked"]) == {*config_ids, a["id"], c["id"]} and set(doc["anchors"]) == {config_ids[1]}
 
 
-async def test_a_config_schedule_that_changes_gets_a_new_id_and_the_old_bookkeeping_goes(sites: list[Site], tmp_path: Path) -> None:
+async def test_a_config_schedule_that_changes_gets_a_new_id_and_the_old_bookkeeping_goes(
+    sites: list[Site], tmp_path: Path
+) -> None:
     site = await launch(sites, Site(tmp_path, schedules=[{"room": "studio", "cron": "0 9 * * *"}]))
     old_id = (await site.listed())[0]["id"]
     site.settings.schedules[0].cron = "0 10 * * *"
@@ -311,7 +317,9 @@ async def test_a_past_run_time_once_is_dropped_a_day_later(sites: list[Site], tm
         ({"room": "bedroom", "cron": "0 20 * * fri", "volume": 3}, "volume: unknown key"),
     ],
 )
-async def test_bad_add_requests_are_refused_with_a_reason(sites: list[Site], tmp_path: Path, body: dict[str, Any], error: str) -> None:
+async def test_bad_add_requests_are_refused_with_a_reason(
+    sites: list[Site], tmp_path: Path, body: dict[str, Any], error: str
+) -> None:
     site = await launch(sites, Site(tmp_path))
     reply = await site.request("schedule/add", {**body, "transaction": "t-42"})
     assert reply["status"] == "error" and error in reply["error"], reply
@@ -335,8 +343,11 @@ async def test_remove_and_list_refuse_what_they_cannot_do(sites: list[Site], tmp
     assert len(await site.listed()) == 1
 
 
-async def test_a_schedule_that_cannot_be_saved_is_not_added(sites: list[Site], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_schedule_that_cannot_be_saved_is_not_added(
+    sites: list[Site], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = await launch(sites, Site(tmp_path))
+
     async def full_disk(book: object) -> None:
         raise OSError(28, "No space left on device")
 
@@ -349,7 +360,9 @@ async def test_a_schedule_that_cannot_be_saved_is_not_added(sites: list[Site], t
     assert await site.listed() == []
 
 
-async def test_a_run_time_schedule_for_a_room_that_left_the_config_stays_listed_but_inactive(sites: list[Site], tmp_path: Path) -> None:
+async def test_a_run_time_schedule_for_a_room_that_left_the_config_stays_listed_but_inactive(
+    sites: list[Site], tmp_path: Path
+) -> None:
     site = await launch(sites, Site(tmp_path))
     kept = await site.add(room="studio", cron="0 9 * * *")
     del site.settings.rooms["studio"]

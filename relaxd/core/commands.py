@@ -83,6 +83,9 @@ class SessionCommands(RoomLoop):
         self._emit("schedule_missed", {**fields, "details": {**(cmd.schedule_details or {}), **details}})
 
     def _do_stop_when_started(self, cmd: Command) -> None:
+        if self._stop_when_started is not None:  # one answer per command: the later one is refused
+            self._reject(cmd, f"cannot {cmd.action} while starting (a stop waits for the snapshot already)")
+            return
         self._stop_when_started = cmd
 
     def _do_stop(self, cmd: Command) -> None:

@@ -75,7 +75,7 @@ def test_sim_prints_a_config_snippet_that_works() -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = []
+        lines: list[str] = []
         while not lines or not lines[-1].startswith("    max_volume"):
             lines.append(proc.stdout.readline())
             assert lines[-1], "relaxd sim ended early"

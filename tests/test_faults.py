@@ -136,11 +136,7 @@ def test_the_broker_killed_mid_session_and_restarted_loses_nothing(
         same_room(before, rig.before())
         with Collector(broker, ["relaxd/#"]) as late:  # retained state republished after the restart
             msgs = late.wait_for(
-                lambda m: (
-                    any(x.topic == "relaxd/status" for x in m)
-                    and last_state(m) is not None
-                    and last_state(m)["state"] == "idle"
-                ),  # type: ignore[index]
+                lambda m: any(x.topic == "relaxd/status" for x in m) and (last_state(m) or {}).get("state") == "idle",
                 timeout_s=10,
             )
             assert late.texts("relaxd/status")[-1] == "online"
@@ -168,7 +164,7 @@ def test_a_device_stopped_mid_session_is_reported_once_and_rejoins(rig: Rig, dev
         stop_device(rig, device)
         stopped_at = time.monotonic()
         # Phase 2 fails on the device; the session goes on with what works.
-        msgs = mqtt.wait_for(lambda m: device_events(m, "device_unavailable", device), timeout_s=10)
+        msgs = mqtt.wait_for(lambda m: bool(device_events(m, "device_unavailable", device)), timeout_s=10)
         assert wait_until(lambda: shows_phase(rig, 1, other), 5)
         state = last_state(
             mqtt.wait_for(lambda m: (last_state(m) or {}).get("devices", {}).get(device) == "offline", timeout_s=5)
@@ -178,7 +174,7 @@ def test_a_device_stopped_mid_session_is_reported_once_and_rejoins(rig: Rig, dev
         assert rig.proc is not None and rig.proc.poll() is None
         start_device(rig, device)
         # Back within a retry (1 s): reported once and given the current scene again.
-        msgs = mqtt.wait_for(lambda m: device_events(m, "device_available", device), timeout_s=10)
+        msgs = mqtt.wait_for(lambda m: bool(device_events(m, "device_available", device)), timeout_s=10)
         assert event_names(msgs).count("session_finished") == 0, "the outage outlasted the session"
         assert wait_until(lambda: shows_phase(rig, 1, device), 5)
         msgs = mqtt.wait_for(lambda m: "room_restored" in event_names(m), timeout_s=30)
@@ -247,12 +243,12 @@ def test_a_device_slower_than_the_timeout_is_unavailable_then_recovers(rig: Rig,
             5,
         )
         set_latency(rig, device, 1500)
-        msgs = mqtt.wait_for(lambda m: device_events(m, "device_unavailable", device), timeout_s=10)
+        msgs = mqtt.wait_for(lambda m: bool(device_events(m, "device_unavailable", device)), timeout_s=10)
         reason = device_events(msgs, "device_unavailable", device)[0]["reason"]
         assert re.search(r"no answer from \S+ within [\d.]+ s|timed out", reason), reason
         assert wait_until(lambda: shows_phase(rig, 1, OTHER[device]), 5)
         set_latency(rig, device, 0)
-        msgs = mqtt.wait_for(lambda m: device_events(m, "device_available", device), timeout_s=10)
+        msgs = mqtt.wait_for(lambda m: bool(device_events(m, "device_available", device)), timeout_s=10)
         assert "session_finished" not in event_names(msgs)
         assert wait_until(lambda: shows_phase(rig, 1, device), 5)
         msgs = mqtt.wait_for(lambda m: "room_restored" in event_names(m), timeout_s=30)

@@ -225,7 +225,7 @@ config_texts = st.one_of(
 environments = st.dictionaries(
     st.sampled_from(ENV_NAMES),
     st.one_of(
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30),
+        st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30),
         st.sampled_from(["{", "[1", "{}", "[]", "null", '{"bedroom": 1}', "1e400", "70000", "-1", '"x"']),
     ),
     max_size=2,

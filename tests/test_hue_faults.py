@@ -12,20 +12,11 @@ import pytest
 
 from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.hue import HueBridge, HueLights
-from relaxd.core.ports import DeviceError, LightScene
+from relaxd.core.ports import DeviceError
 from relaxd.sim.hue_bridge import HueBridgeSim
-from tests.test_hue_adapter import assert_restored, light_puts
-from tests.test_hue_runtime import SlowReturn, until
+from tests.hue_rig import WARM, SlowReturn, assert_restored, light_puts, until
 
-WARM = LightScene(bri_254=80, ct_mired=480, transition_s=0)
 TIMEOUT_S = 0.4
-
-
-@pytest.fixture
-def calls() -> Iterator[BlockingCalls]:
-    pool = BlockingCalls(workers=4)
-    yield pool
-    pool.close()
 
 
 @pytest.fixture

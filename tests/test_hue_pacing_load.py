@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,42 +12,11 @@ from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.hue import HueBridge, HueLights
 from relaxd.adapters.hue.pacing import Gate, Pacing
 from relaxd.core.ports import DeviceError, LightScene
-from relaxd.sim.hue_bridge import GROUP_COMMANDS_PER_S, LIGHT_COMMANDS_PER_S, HueBridgeSim
-from relaxd.sim.hue_http import SlidingWindow
+from relaxd.sim.hue_bridge import HueBridgeSim, RateLimits
 from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
-from tests.test_hue_adapter import assert_restored, max_in_window
+from tests.hue_rig import assert_restored, lights_reads, max_in_window
 
 SCENE = LightScene(bri_254=70, ct_mired=450, transition_s=0)
-
-
-class MeteredSim(HueBridgeSim):
-    """A bridge that counts the requests it is answering at once, with its rate-limit windows
-    optionally shorter than the real second (relaxd's window then keeps the same 0.1 s margin)."""
-
-    def __init__(self, *, window_s: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._light_window = SlidingWindow(LIGHT_COMMANDS_PER_S, window_s)
-        self._group_window = SlidingWindow(GROUP_COMMANDS_PER_S, window_s)
-        self._meter = threading.Lock()
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    def handle(self, method: str, raw_path: str, raw_body: bytes) -> tuple[int, Any]:
-        with self._meter:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return super().handle(method, raw_path, raw_body)
-        finally:
-            with self._meter:
-                self.in_flight -= 1
-
-
-@pytest.fixture
-def calls() -> Iterator[BlockingCalls]:
-    pool = BlockingCalls(workers=4)
-    yield pool
-    pool.close()
 
 
 def puts(sim: HueBridgeSim, kind: str) -> list[tuple[float, str]]:
@@ -57,12 +24,8 @@ def puts(sim: HueBridgeSim, kind: str) -> list[tuple[float, str]]:
     return [(e.at_s, e.path) for e in sim.request_log() if e.method == "PUT" and f"/{kind}/" in e.path]
 
 
-def lights_reads(sim: HueBridgeSim) -> int:
-    return sum(1 for e in sim.request_log() if e.method == "GET" and e.path.rstrip("/").endswith("/lights"))
-
-
 async def test_commands_queued_behind_busy_connections_never_burst_into_a_429(calls: BlockingCalls) -> None:
-    sim = MeteredSim(lights=12, latency_ms=80)
+    sim = HueBridgeSim(lights=12, latency_ms=80)
     with sim:
         bridge = HueBridge(sim.address, sim.username, calls=calls, https=False, timeout_s=10)
         stop = asyncio.Event()
@@ -123,7 +86,7 @@ async def test_a_waiter_cancelled_just_before_its_turn_takes_nothing() -> None:
 
 
 async def test_a_burst_of_200_commands_from_20_rooms_keeps_to_the_bridge_limits(calls: BlockingCalls) -> None:
-    sim = MeteredSim(lights=200, latency_ms=5)
+    sim = HueBridgeSim(lights=200, latency_ms=5)
     with sim:
         groups = [sim.add_group(f"Room {r}", [str(r * 10 + k + 1) for k in range(10)]) for r in range(10)]
         bridge = HueBridge(sim.address, sim.username, calls=calls, https=False, timeout_s=5)
@@ -149,7 +112,7 @@ async def test_a_burst_of_200_commands_from_20_rooms_keeps_to_the_bridge_limits(
 
 
 async def test_commands_reach_the_bridge_first_come_first_served(calls: BlockingCalls) -> None:
-    sim = MeteredSim(lights=30)
+    sim = HueBridgeSim(lights=30)
     with sim:
         bridge = HueBridge(sim.address, sim.username, calls=calls, https=False, timeout_s=5)
         sim.clear_request_log()
@@ -185,7 +148,7 @@ MARGIN_S = 0.06
 
 @pytest.mark.parametrize("by_group", [False, True], ids=["rooms-by-names", "rooms-that-are-groups"])
 async def test_fifty_rooms_snapshot_apply_and_restore_at_once(calls: BlockingCalls, by_group: bool) -> None:
-    sim = MeteredSim(lights=0, latency_ms=5, window_s=SIM_WINDOW_S)
+    sim = HueBridgeSim(lights=0, latency_ms=5, rate_limits=RateLimits(window_s=SIM_WINDOW_S))
     with sim:
         rooms_lights = []
         for r in range(50):

@@ -5,27 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.hue import HueBridge, HueLights
-from relaxd.adapters.hue.transport import PhueBridge
 from relaxd.core.ports import DeviceError, LightScene
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import DIMMABLE, EXTENDED_COLOR
-from tests.test_hue_adapter import assert_restored, group_puts, light_puts
+from tests.hue_rig import WARM, SlowReturn, assert_restored, group_puts, light_puts, lights_reads, until
 
-WARM = LightScene(bri_254=80, ct_mired=480, transition_s=0)
 DIM = LightScene(bri_254=20, ct_mired=450, transition_s=0)
-
-
-@pytest.fixture
-def calls() -> Iterator[BlockingCalls]:
-    pool = BlockingCalls(workers=4)
-    yield pool
-    pool.close()
 
 
 @pytest.fixture
@@ -38,38 +28,6 @@ def sim() -> Iterator[HueBridgeSim]:
     hub.start()
     yield hub
     hub.stop()
-
-
-def lights_reads(sim: HueBridgeSim) -> int:
-    return sum(1 for e in sim.request_log() if e.method == "GET" and e.path.rstrip("/").endswith("/lights"))
-
-
-async def until(condition: Any, timeout_s: float = 5.0) -> None:
-    deadline_s = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline_s, "timed out waiting"
-        await asyncio.sleep(0.005)
-
-
-class SlowReturn:
-    """Records when phue's set_light really returned in its worker thread, per light; for the lights
-    in linger, it lingers there linger_s after the HTTP request (which the op's socket shutdown
-    cannot cut short), as an aborted call that has not returned yet."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, linger: set[int], linger_s: float) -> None:
-        self.returned_at_s: dict[int, list[float]] = {}
-        original = PhueBridge.set_light
-
-        def set_light(bridge: PhueBridge, light_id: int, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return original(bridge, light_id, *args, **kwargs)
-            finally:
-                if light_id in linger:
-                    linger.discard(light_id)  # the first call only
-                    time.sleep(linger_s)
-                self.returned_at_s.setdefault(light_id, []).append(time.monotonic())
-
-        monkeypatch.setattr(PhueBridge, "set_light", set_light)
 
 
 # -- cancellation ---------------------------------------------------------------------------------
@@ -223,7 +181,6 @@ async def test_a_light_added_to_the_group_mid_session_is_never_changed_by_it(
 
 
 def add_to_group(sim: HueBridgeSim, group_id: str, light_id: str) -> None:
-    """As the Hue app would. The simulator has neither PUT /groups/<id> nor a method for it: its state."""
-    with sim._lock:
-        sim._api.groups[group_id].light_ids.append(light_id)
+    """As the Hue app would."""
+    sim.set_group_lights(group_id, [*sim.group_json(group_id)["lights"], light_id])
     assert sim.group_json(group_id)["lights"][-1] == light_id

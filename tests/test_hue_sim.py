@@ -1,49 +1,21 @@
-"""The simulated Hue bridge honours the v1 facts relaxd relies on (shared/reference/hue-v1-facts.md)."""
+"""The simulated Hue bridge honours the v1 facts relaxd relies on (shared/reference/hue-v1-facts.md):
+error objects, pairing, colour, groups."""
 
 from __future__ import annotations
 
-import http.client
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import phue
 import pytest
 
 from relaxd.sim.hue_bridge import HueBridgeSim
-from relaxd.sim.hue_http import SlidingWindow
-from relaxd.sim.hue_model import COLOR_TEMPERATURE, DIMMABLE, EXTENDED_COLOR
+from tests.hue_rig import api, call, err, three_lights
 
 
 @pytest.fixture
 def sim() -> Iterator[HueBridgeSim]:
-    bridge = HueBridgeSim(lights=0)
-    bridge.add_light(EXTENDED_COLOR, "Colour", on=True, bri=200, ct=300, colormode="ct")
-    bridge.add_light(COLOR_TEMPERATURE, "White", on=True, bri=150, ct=400)
-    bridge.add_light(DIMMABLE, "Dim", on=False, bri=120)
-    bridge.add_group("Massage Room", ["1", "2", "3"])
-    bridge.start()
-    yield bridge
-    bridge.stop()
-
-
-def call(sim: HueBridgeSim, method: str, path: str, body: Any = None, raw: str | None = None) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection(sim.host, sim.port, timeout=5)
-    data = raw if raw is not None else (None if body is None else json.dumps(body))
-    connection.request(method, path, body=data)
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, json.loads(payload) if response.status == 200 else payload
-
-
-def api(sim: HueBridgeSim, path: str = "") -> str:
-    return f"/api/{sim.username}{path}"
-
-
-def err(error_type: int, address: str, description: str) -> dict[str, Any]:
-    return {"error": {"type": error_type, "address": address, "description": description}}
+    with three_lights() as bridge:
+        yield bridge
 
 
 # -- error objects: HTTP 200 with the bridge's exact shapes -------------------------------------
@@ -244,120 +216,76 @@ def test_group_action_skips_colour_on_off_members(sim: HueBridgeSim) -> None:
     assert sim.light_state(1)["bri"] == 33
 
 
-# -- rate limits, latency, faults, restart --------------------------------------------------------
+# -- group attributes: which lights a group holds ----------------------------------------------------
 
 
-def test_more_than_10_light_commands_a_second_get_429(sim: HueBridgeSim) -> None:
-    started_s = time.monotonic()
-    statuses = [call(sim, "PUT", api(sim, "/lights/1/state"), {"bri": 10 + n})[0] for n in range(11)]
-    assert time.monotonic() - started_s < 1.0
-    assert statuses == [200] * 10 + [429]
-    assert sim.rate_limited_count == 1
-    assert sim.light_state(1)["bri"] == 19  # the refused command changed nothing
-
-
-def test_more_than_1_group_command_a_second_gets_429(sim: HueBridgeSim) -> None:
-    assert call(sim, "PUT", api(sim, "/groups/1/action"), {"bri": 50})[0] == 200
-    status, body = call(sim, "PUT", api(sim, "/groups/1/action"), {"bri": 60})
-    assert status == 429 and body == b"Too Many Requests"
-    assert sim.rate_limited_count == 1 and sim.light_state(1)["bri"] == 50
-
-
-def test_sliding_window_counts_only_admitted_events() -> None:
-    window = SlidingWindow(2, 1.0)
-    assert [window.admit(t) for t in (0.0, 0.1, 0.5, 1.0, 1.05, 1.1)] == [
-        True,
-        True,
-        False,
-        True,
-        False,
-        True,
+def test_put_group_sets_its_lights_name_and_class(sim: HueBridgeSim) -> None:
+    reply = call(sim, "PUT", api(sim, "/groups/1"), {"lights": ["1", "3"], "name": "Spa", "class": "Bedroom"})[1]
+    assert reply == [
+        {"success": {"/groups/1/lights": ["1", "3"]}},
+        {"success": {"/groups/1/name": "Spa"}},
+        {"success": {"/groups/1/class": "Bedroom"}},
     ]
+    group = call(sim, "GET", api(sim, "/groups/1"))[1]
+    assert (group["name"], group["lights"], group["class"]) == ("Spa", ["1", "3"], "Bedroom")
+    assert group["state"] == {"any_on": True, "all_on": False}  # light 3 is off
+    # Not a group command: neither rate-limited nor applied to the lights; logged as a request.
+    assert call(sim, "PUT", api(sim, "/groups/1"), {"lights": ["1", "2", "3"]})[0] == 200
+    assert sim.rate_limited_count == 0 and sim.group_lights("Spa") == ["1", "2", "3"]
+    assert [(e.method, e.path) for e in sim.request_log()][-1] == ("PUT", api(sim, "/groups/1"))
 
 
-def test_hand_changes_are_not_rate_limited_and_logged_apart(sim: HueBridgeSim) -> None:
-    for bri in range(20, 40):
-        sim.set_light_by_hand(1, bri=bri)
-    assert sim.rate_limited_count == 0 and sim.request_log() == []
-    assert [c.fields for c in sim.hand_log()][-1] == {"bri": 39}
-    with pytest.raises(ValueError, match="not modifiable"):
-        sim.set_light_by_hand(3, bri=10)
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"lights": ["1", "9"], "name": "Spa"}, err(7, "/groups/1/lights", "invalid value, 9, for parameter, lights")),
+        ({"lights": ["1", "1"]}, err(7, "/groups/1/lights", "invalid value, 1, for parameter, lights")),
+        ({"lights": [1, 2]}, err(7, "/groups/1/lights", "invalid value, 1, for parameter, lights")),
+        ({"lights": "1"}, err(7, "/groups/1/lights", "invalid value, 1, for parameter, lights")),
+        ({"name": "", "lights": ["1"]}, err(7, "/groups/1/name", "invalid value, , for parameter, name")),
+        ({"sensors": []}, err(6, "/groups/1/sensors", "parameter, sensors, not available")),
+        ({}, err(5, "/groups/1", "invalid/missing parameters in body")),
+    ],
+)
+def test_an_invalid_group_attribute_is_an_error_and_changes_nothing(
+    sim: HueBridgeSim, body: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert call(sim, "PUT", api(sim, "/groups/1"), body) == (200, [expected])
+    assert sim.group_names() == ["Massage Room"] and sim.group_lights("Massage Room") == ["1", "2", "3"]
 
 
-def test_request_log_keeps_method_path_body_and_clears(sim: HueBridgeSim) -> None:
-    call(sim, "PUT", api(sim, "/lights/1/state"), {"on": False, "transitiontime": 7})
-    call(sim, "GET", api(sim, "/lights"))
-    log = sim.request_log()
-    assert [(e.method, e.path, e.body) for e in log] == [
-        ("PUT", api(sim, "/lights/1/state"), {"on": False, "transitiontime": 7}),
-        ("GET", api(sim, "/lights"), None),
+def test_group_attribute_rules_per_type(sim: HueBridgeSim) -> None:
+    kitchen = sim.add_group("Kitchen", ["3"])
+    lamps = sim.add_group("Lamps", ["1"], type="LightGroup")
+    # A light is in one Room at most: put in the Massage Room, it leaves the Kitchen.
+    assert "success" in call(sim, "PUT", api(sim, "/groups/1"), {"lights": ["2", "3"]})[1][0]
+    assert (sim.group_lights("Massage Room"), sim.group_json(kitchen)["lights"]) == (["2", "3"], [])
+    # A Room may be empty, a LightGroup may not, and has no class.
+    assert "success" in call(sim, "PUT", api(sim, f"/groups/{kitchen}"), {"lights": []})[1][0]
+    assert call(sim, "PUT", api(sim, f"/groups/{lamps}"), {"lights": []})[1] == [
+        err(7, f"/groups/{lamps}/lights", "invalid value, [], for parameter, lights")
     ]
-    assert log[0].at_s <= log[1].at_s
-    sim.clear_request_log()
-    assert sim.request_log() == []
+    assert call(sim, "PUT", api(sim, f"/groups/{lamps}"), {"class": "Office"})[1][0]["error"]["type"] == 6
+    # Group 0 (every light) cannot be changed; an unknown group is not available.
+    assert call(sim, "PUT", api(sim, "/groups/0"), {"lights": ["1"]})[1][0]["error"]["type"] == 4
+    assert call(sim, "PUT", api(sim, "/groups/42"), {"lights": ["1"]})[1][0]["error"]["type"] == 3
+    assert sim.group_lights("Lamps") == ["1"] and len(sim.group_json(0)["lights"]) == 3
 
 
-def test_latency_delays_every_answer(sim: HueBridgeSim) -> None:
-    sim.latency_ms = 150
-    started_s = time.monotonic()
-    assert call(sim, "GET", api(sim, "/config"))[0] == 200
-    assert time.monotonic() - started_s >= 0.15
-
-
-def test_injected_faults_answer_the_next_requests_only(sim: HueBridgeSim) -> None:
-    sim.fail_next(2, error_type=901)
-    assert call(sim, "GET", api(sim, "/lights/1"))[1] == [err(901, "/lights/1", "Internal error, 404")]
-    assert call(sim, "GET", api(sim, "/config"))[1][0]["error"]["type"] == 901
-    sim.fail_next(http_status=503)
-    assert call(sim, "GET", api(sim, "/config"))[0] == 503
-    assert call(sim, "GET", api(sim, "/config"))[0] == 200
-    sim.fail_next(error_type=3, path_contains="/lights/2")
-    assert call(sim, "GET", api(sim, "/lights/1"))[0] == 200
-    assert call(sim, "GET", api(sim, "/lights/2"))[1] == [err(3, "/lights/2", "resource, /lights/2, not available")]
-    assert call(sim, "GET", api(sim, "/lights/2"))[1]["name"] == "White"
-
-
-def test_restart_on_the_same_port_keeps_state(sim: HueBridgeSim) -> None:
-    port = sim.port
-    call(sim, "PUT", api(sim, "/lights/1/state"), {"bri": 42})
-    sim.stop()
-    with pytest.raises(ConnectionRefusedError):
-        call(sim, "GET", api(sim, "/lights"))
-    sim.start()
-    assert sim.port == port and sim.address == f"127.0.0.1:{port}"
-    assert call(sim, "GET", api(sim, "/lights/1"))[1]["state"]["bri"] == 42
-
-
-def test_unreachable_flag_shows_in_state(sim: HueBridgeSim) -> None:
-    sim.set_reachable(2, False)
-    assert call(sim, "GET", api(sim, "/lights/2"))[1]["state"]["reachable"] is False
-
-
-# -- phue, unchanged, against the simulator ------------------------------------------------------
-
-
-def test_phue_talks_to_the_sim(sim: HueBridgeSim, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    bridge = phue.Bridge(sim.address, sim.username)
-    assert bridge.get_light(1, "name") == "Colour"
-    assert bridge.set_light(2, {"bri": 77}) == [[{"success": {"/lights/2/state/bri": 77}}]]
-    assert bridge.get_group(1, "name") == "Massage Room"
-    api_state = bridge.get_api()
-    assert set(api_state) >= {"lights", "groups", "config", "sensors", "scenes", "schedules"}
-    assert bridge.get_sensor(1)["type"] == "Daylight"
-    assert sim.light_state(2)["bri"] == 77
-
-
-def test_demo_room_and_default_mix() -> None:
-    demo = HueBridgeSim.demo_room()
-    assert demo.group_names() == ["Massage Room"] and demo.group_lights("Massage Room") == ["1", "2", "3"]
-    states = [demo.light_state(i) for i in (1, 2, 3)]
-    assert (states[0]["on"], states[0]["colormode"], states[0]["bri"]) == (True, "ct", 254)
-    assert states[0]["ct"] < 200  # bright and cool
-    assert (states[1]["on"], states[1]["colormode"]) == (True, "xy")
-    assert states[2]["on"] is False
-    mixed = HueBridgeSim(lights=6)
-    kinds = {mixed.light(i)["type"] for i in mixed.light_ids()}
-    assert kinds == {"Extended color light", "Color temperature light", "Dimmable light"}
-    assert mixed.group_names() == ["Massage Room"] and len(mixed.group_lights("Massage Room")) == 6
-    assert mixed.address.endswith(":0")  # nothing bound before start()
+def test_set_group_lights_is_the_hue_app_moving_lights(sim: HueBridgeSim) -> None:
+    kitchen = sim.add_group("Kitchen", ["3"])
+    corner = sim.add_group("Corner", ["3"], type="Zone")
+    sim.set_group_lights("Massage Room", [1, "2"])  # by name; ids as numbers or strings
+    assert sim.group_lights("Massage Room") == ["1", "2"]
+    sim.set_group_lights(1, ["1", "2", "3"])  # by id: light 3 leaves the Kitchen, stays in the Zone
+    assert (sim.group_lights("Kitchen"), sim.group_lights("Corner")) == ([], ["3"])
+    sim.set_group_lights(corner, ["1", "3"])  # a Zone overlaps Rooms
+    assert sim.group_lights("Massage Room") == ["1", "2", "3"] and sim.group_lights("Corner") == ["1", "3"]
+    assert sim.request_log() == [] and sim.hand_log() == []
+    with pytest.raises(KeyError):
+        sim.set_group_lights("Attic", ["1"])
+    with pytest.raises(ValueError, match="invalid value, 9, for parameter, lights"):
+        sim.set_group_lights(kitchen, ["1", "9"])
+    with pytest.raises(ValueError, match="group 0"):
+        sim.set_group_lights(0, ["1"])
+    assert sim.group_lights("Massage Room") == ["1", "2", "3"] and sim.group_lights("Kitchen") == []

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from relaxd.core.events import ACTIONS
+from relaxd.core.events import ACTIONS, Action
 from relaxd.core.lifecycle import LIFE_STATES, PUBLIC, TABLE, LifeState, decide
 from tests.engine_rig import MakeRig, Rig, phase_names
 from tests.fakes import settle
@@ -41,7 +41,7 @@ async def test_every_command_in_every_state_does_what_the_table_says(rig: Rig, s
     await rig.send(action, transaction="t")
     after = rig.bus.events[before:]
     rejected = [e for e in after if e["event"] == "command_rejected"]
-    step = TABLE[state][action]  # type: ignore[index]
+    step = TABLE[state][cast(Action, action)]
     if step is None:
         shown = "starting" if state == "starting" else PUBLIC[state]
         assert len(rejected) == 1 and rejected[0]["reason"].startswith(f"cannot {action} while {shown}")
@@ -67,7 +67,8 @@ def test_the_table_covers_every_state_and_action_and_decide_follows_it() -> None
     for state in LIFE_STATES:
         assert set(TABLE[state]) == set(ACTIONS)
         for action in ACTIONS:
-            assert (decide(state, action).step is None) == (TABLE[state][action] is None)  # type: ignore[arg-type]
+            act = cast(Action, action)
+            assert (decide(state, act).step is None) == (TABLE[state][act] is None)
 
 
 async def test_a_restore_failing_at_the_natural_end_is_retried_with_backoff_not_in_a_loop(rig: Rig) -> None:

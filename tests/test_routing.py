@@ -18,23 +18,25 @@ from tests.fakes import FakeClock, FakeLights, FakeSpeaker
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[tuple[Daemon, FakeBus]]:
-    settings = Settings(
-        state_dir=tmp_path,
-        hue={"host": "127.0.0.1:9", "username": "u"},
-        rooms={
-            "bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
-            "studio": {"lights": {"names": ["a"]}},
-        },
-        triggers=[
-            {
-                "topic": "zigbee2mqtt/Massage Button",
-                "match": {"action": "single"},
-                "room": "bedroom",
-                "do": "toggle",
-                "routine": "quick",
+    settings = Settings.model_validate(
+        {
+            "state_dir": tmp_path,
+            "hue": {"host": "127.0.0.1:9", "username": "u"},
+            "rooms": {
+                "bedroom": {"lights": {"group": "Bedroom"}, "speaker": {"host": "127.0.0.1:9"}},
+                "studio": {"lights": {"names": ["a"]}},
             },
-            {"topic": "home/studio/+", "match": "ON", "room": "studio", "do": "start"},
-        ],
+            "triggers": [
+                {
+                    "topic": "zigbee2mqtt/Massage Button",
+                    "match": {"action": "single"},
+                    "room": "bedroom",
+                    "do": "toggle",
+                    "routine": "quick",
+                },
+                {"topic": "home/studio/+", "match": "ON", "room": "studio", "do": "start"},
+            ],
+        }
     )
     bus = FakeBus()
     devices: Devices = {"bedroom": (FakeLights(), FakeSpeaker()), "studio": (FakeLights(), None)}

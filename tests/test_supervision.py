@@ -45,7 +45,12 @@ async def test_the_watchdog_is_fed_only_while_every_room_answers(make_rig: MakeR
     engines = {name: rig.engine for name, rig in rigs.items()}
     supervisor = Supervisor()
     notes: list[str] = []
-    watchdog = asyncio.create_task(feed_watchdog(engines, supervisor, 0.02, notes.append))
+
+    def notify(message: str) -> bool:  # as systemd.notify: True when sent
+        notes.append(message)
+        return True
+
+    watchdog = asyncio.create_task(feed_watchdog(engines, supervisor, 0.02, notify))
     await asyncio.sleep(0.15)
     fed = len(notes)
     assert fed >= 3 and set(notes) == {"WATCHDOG=1"}

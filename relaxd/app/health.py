@@ -25,7 +25,7 @@ async def feed_watchdog(
     engines: Mapping[str, RoomEngine],
     supervisor: Supervisor,
     interval_s: float,
-    notify: Callable[[str], bool] = systemd.notify,
+    notify: Callable[[str], object] = systemd.notify,
 ) -> None:
     """WATCHDOG=1 only while every room's engine answers its pings and no supervised task is dead:
     a stuck room makes systemd restart relaxd, which restores the room from its snapshot."""

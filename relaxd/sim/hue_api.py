@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from relaxd.sim.hue_model import SimGroup, SimLight, error, validate_group_action
+from relaxd.sim.hue_model import Response, SimGroup, SimLight, error, validate_group_action
 
 Reply = tuple[int, Any]
 LINK_BUTTON_WINDOW_S = 30.0
@@ -213,7 +213,9 @@ class HueApiState:
         if group is None or len(rest) > 3 or (len(rest) == 3 and rest[2] != "action"):
             return _missing(address)
         if len(rest) == 2:
-            return (200, group.to_json(self.lights)) if method == "GET" else _method_error(method, address)
+            if method == "GET":
+                return 200, group.to_json(self.lights)
+            return self.put_group(group, body, address) if method == "PUT" else _method_error(method, address)
         if method != "PUT":
             return _method_error(method, address)
         results, ok = validate_group_action(body, address)
@@ -222,3 +224,57 @@ class HueApiState:
                 self.lights[light_id].group_apply(ok)
         group.record_action(ok)
         return 200, results
+
+    # -- group attributes -------------------------------------------------------------------------
+
+    def put_group(self, group: SimGroup, body: dict[str, Any], address: str) -> Reply:
+        """PUT /groups/<id>: its name, lights and (Room, Zone) class; an invalid value changes nothing."""
+        if group.group_id == "0":
+            return _method_error("PUT", address)
+        if not body:
+            return _bad_body(address)
+        results: Response = []
+        for key, value in body.items():
+            field = f"{address}/{key}"
+            if key == "lights":
+                not_a_list = f"invalid value, {value}, for parameter, lights"
+                refusal = self.members_refusal(group, value) if isinstance(value, list) else not_a_list
+                if refusal is not None:
+                    results.append(error(7, field, refusal))
+                    continue
+            elif key not in ("name", "class") or (key == "class" and group.type == "LightGroup"):
+                results.append(error(6, field, f"parameter, {key}, not available"))
+                continue
+            elif not (isinstance(value, str) and 0 < len(value) <= 32):
+                results.append(error(7, field, f"invalid value, {value}, for parameter, {key}"))
+                continue
+            results.append({"success": {field: value}})
+        if any("error" in r for r in results):
+            return 200, [r for r in results if "error" in r]
+        for key, value in body.items():
+            if key == "lights":
+                self.set_members(group, value)
+            elif key == "name":
+                group.name = value
+            else:
+                group.room_class = value
+        return 200, results
+
+    def members_refusal(self, group: SimGroup, light_ids: list[Any]) -> str | None:
+        """Why the bridge would refuse light_ids as the group's lights, None if it would not."""
+        if group.group_id == "0":
+            return "group 0 (all the lights) cannot be changed"
+        for light_id in light_ids:
+            if not isinstance(light_id, str) or light_id not in self.lights or light_ids.count(light_id) > 1:
+                return f"invalid value, {light_id}, for parameter, lights"
+        if not light_ids and group.type == "LightGroup":
+            return "invalid value, [], for parameter, lights"
+        return None
+
+    def set_members(self, group: SimGroup, light_ids: list[str]) -> None:
+        """Already checked light_ids become the group's lights; a light is in one Room at most."""
+        if group.type == "Room":
+            for other in self.groups.values():
+                if other is not group and other.type == "Room":
+                    other.light_ids = [i for i in other.light_ids if i not in light_ids]
+        group.light_ids = list(light_ids)

@@ -9,13 +9,15 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from relaxd.sim.hue_api import HueApiState, Reply
 from relaxd.sim.hue_faults import HueFaults
-from relaxd.sim.hue_http import HttpServer, SlidingWindow
+from relaxd.sim.hue_http import HttpServer
+from relaxd.sim.hue_limits import BRIDGE_RATE_LIMITS, GROUP_COMMANDS_PER_S, LIGHT_COMMANDS_PER_S, HueLimits, RateLimits
 from relaxd.sim.hue_model import (
     COLOR_TEMPERATURE,
     DIMMABLE,
@@ -28,10 +30,10 @@ from relaxd.sim.hue_model import (
     error,
 )
 
-logger = logging.getLogger(__name__)
+# The limits (defined in hue_limits) are importable from here too, as they were first.
+__all__ = ["GROUP_COMMANDS_PER_S", "LIGHT_COMMANDS_PER_S", "HandChange", "HueBridgeSim", "LogEntry", "RateLimits"]
 
-LIGHT_COMMANDS_PER_S = 10
-GROUP_COMMANDS_PER_S = 1
+logger = logging.getLogger(__name__)
 
 
 class LogEntry(NamedTuple):
@@ -51,11 +53,13 @@ class HandChange(NamedTuple):
     fields: dict[str, Any]
 
 
-class HueBridgeSim(HueFaults):
+class HueBridgeSim(HueFaults, HueLimits):
     """A Hue bridge on 127.0.0.1 with a Python inspection API for tests, benchmarks and the demo.
 
     Faults: latency_ms delays carrying out every request; fail_next, mangle_next, slow_next
     and trickle_next (see HueFaults) shape the next answers; stop() is the bridge unplugged.
+    Limits (see HueLimits): rate_limits (the real bridge's by default; shorter windows make
+    pacing tests fast), rate_limited_count, in_flight and max_in_flight.
     """
 
     def __init__(
@@ -66,18 +70,17 @@ class HueBridgeSim(HueFaults):
         username: str | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        rate_limits: RateLimits = BRIDGE_RATE_LIMITS,
     ) -> None:
-        super().__init__()
+        HueFaults.__init__(self)
+        HueLimits.__init__(self, rate_limits)
         self.host = "127.0.0.1"
         self.latency_ms = latency_ms
         # Real usernames are 40 hex characters.
         self.username = username or secrets.token_hex(20)
-        self._http = HttpServer(self.host, port, self.handle, ssl_context, self.pacing)
+        self._http = HttpServer(self.host, port, self.handle, ssl_context, self.pacing, self._in_flight)
         self._lock = threading.RLock()
         self._api = HueApiState(self.username)
-        self._light_window = SlidingWindow(LIGHT_COMMANDS_PER_S)
-        self._group_window = SlidingWindow(GROUP_COMMANDS_PER_S)
-        self._rate_limited = 0
         self._log: list[LogEntry] = []
         self._hand_log: list[HandChange] = []
         for index in range(lights):
@@ -159,8 +162,7 @@ class HueBridgeSim(HueFaults):
     def _route(self, method: str, parts: list[str], body: Any, body_ok: bool) -> Reply:
         with self._lock:
             # Admission time (not arrival) keeps the window monotonic under concurrent requests.
-            if method == "PUT" and not self._admit(parts, time.monotonic()):
-                self._rate_limited += 1
+            if not self._admit(method, parts, time.monotonic()):
                 return 429, b"Too Many Requests"
             if not parts or parts[0] != "api":
                 return 404, b"Not Found"
@@ -174,23 +176,7 @@ class HueBridgeSim(HueFaults):
                 return 200, [error(2, "/" + "/".join(parts[2:]), "body contains invalid json")]
             return self._api.route(method, parts[1], parts[2:], body if method != "GET" else None)
 
-    def _admit(self, parts: list[str], now_s: float) -> bool:
-        """The newer-firmware rate limits, per kind of command."""
-        if len(parts) != 5 or parts[0] != "api":
-            return True
-        if parts[2] == "lights" and parts[4] == "state":
-            return self._light_window.admit(now_s)
-        if parts[2] == "groups" and parts[4] == "action":
-            return self._group_window.admit(now_s)
-        return True
-
     # -- inspection and test API (Python only, not over HTTP) ---------------------------------
-
-    @property
-    def rate_limited_count(self) -> int:
-        """How many commands were refused with HTTP 429."""
-        with self._lock:
-            return self._rate_limited
 
     def request_log(self) -> list[LogEntry]:
         with self._lock:
@@ -228,6 +214,22 @@ class HueBridgeSim(HueFaults):
             group_id = str(max((int(i) for i in self._api.groups), default=0) + 1)
             self._api.groups[group_id] = SimGroup(group_id, name, [str(i) for i in light_ids], type=type)
             return group_id
+
+    def set_group_lights(self, group: int | str, light_ids: Iterable[int | str]) -> None:
+        """Make a group hold exactly light_ids, as the Hue app would (and `PUT /groups/<id>` with
+        "lights" does): known lights only, at least one in a LightGroup; a light put in a Room
+        leaves the Room it was in. No rate limit, nothing in the request log. group: an id or else
+        a name; KeyError for an unknown group, ValueError (the bridge's description) if refused,
+        and then nothing changed."""
+        with self._lock:
+            found = self._api.group(str(group)) or next((g for g in self._api.groups.values() if g.name == group), None)
+            if found is None:
+                raise KeyError(group)
+            ids = [str(i) for i in light_ids]
+            refusal = self._api.members_refusal(found, ids)
+            if refusal is not None:
+                raise ValueError(refusal)
+            self._api.set_members(found, ids)
 
     def group_names(self) -> list[str]:
         with self._lock:

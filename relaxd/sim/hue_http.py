@@ -1,8 +1,7 @@
-"""The HTTP side of the simulated Hue bridge: a threaded server and a sliding-window rate limit."""
+"""The HTTP side of the simulated Hue bridge: a threaded server, restartable, counting requests in flight."""
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import re
@@ -14,8 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from relaxd.sim.faults import AnswerPacing
+from relaxd.sim.hue_limits import InFlight, SlidingWindow
 from relaxd.sim.pacing import answer_paced
 from relaxd.sim.serving import SimHttpServer, serve_in_thread, shut_down
+
+# SlidingWindow (defined in hue_limits) is importable from here too, as it was first.
+__all__ = ["Handler", "HttpServer", "SlidingWindow"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,27 +27,12 @@ _USERNAME_IN_PATH = re.compile(r"/api/[^/\s]+")
 Handler = Callable[[str, str, bytes], tuple[int, Any]]
 
 
-class SlidingWindow:
-    """At most limit events in any window_s; refused events are not counted. Not thread-safe."""
-
-    def __init__(self, limit: int, window_s: float = 1.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._times: collections.deque[float] = collections.deque()
-
-    def admit(self, now_s: float) -> bool:
-        while self._times and self._times[0] <= now_s - self.window_s:
-            self._times.popleft()
-        if len(self._times) >= self.limit:
-            return False
-        self._times.append(now_s)
-        return True
-
-
 class HttpServer:
     """A ThreadingHTTPServer on host:port in a background thread, restartable on the same port.
 
-    Answers are sent as pacing says (slow or trickled) when a pending pace matches the path."""
+    Answers are sent as pacing says (slow or trickled) when a pending pace matches the path;
+    in_flight counts each request from its arrival until just before its answer's last bytes are
+    written (a client holding the whole answer never finds its request still counted)."""
 
     def __init__(
         self,
@@ -53,19 +41,21 @@ class HttpServer:
         handler: Handler,
         ssl_context: ssl.SSLContext | None,
         pacing: AnswerPacing | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._handler = handler
         self._ssl_context = ssl_context
         self._pacing = pacing if pacing is not None else AnswerPacing(lambda pattern, path: pattern in path)
+        self.in_flight = in_flight if in_flight is not None else InFlight()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._server is not None:
             return
-        server = _Server((self.host, self.port), self._handler, self._pacing)
+        server = _Server((self.host, self.port), self._handler, self._pacing, self.in_flight)
         if self._ssl_context is not None:
             server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
@@ -83,10 +73,11 @@ class HttpServer:
 
 
 class _Server(SimHttpServer):
-    def __init__(self, address: tuple[str, int], handler: Handler, pacing: AnswerPacing) -> None:
+    def __init__(self, address: tuple[str, int], handler: Handler, pacing: AnswerPacing, in_flight: InFlight) -> None:
         super().__init__(address, _RequestHandler)
         self.handler = handler
         self.pacing = pacing
+        self.in_flight = in_flight
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that timed out leave broken pipes behind; that is the point of latency tests.
@@ -103,13 +94,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         server = self.server
         path = urlsplit(self.path).path
-        # Taken at arrival, like the request itself: only the answer is paced.
-        pace = server.pacing.take(path)
-        status, payload = server.handler(self.command, self.path, raw)
-        if pace is None:
-            self._answer(status, payload)
-        else:
-            answer_paced(self, server.pacing, path, pace, lambda: self._answer(status, payload), server.stopping)
+        with server.in_flight.request() as answered:
+            # Taken at arrival, like the request itself: only the answer is paced.
+            pace = server.pacing.take(path)
+            status, payload = server.handler(self.command, self.path, raw)
+            # Out of flight just before the answer's last bytes: a client that has read them may
+            # send its next request at once, and that one must not find this one still counted.
+            if pace is None:
+                answered()
+                self._answer(status, payload)
+            else:
+                answer_paced(
+                    self,
+                    server.pacing,
+                    path,
+                    pace,
+                    lambda: self._answer(status, payload),
+                    server.stopping,
+                    before_last_write=answered,
+                )
 
     def _answer(self, status: int, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -27,10 +27,13 @@ def answer_paced(
     pace: Pace,
     write_answer: Callable[[], None],
     stopping: threading.Event,
+    *,
+    before_last_write: Callable[[], None] | None = None,
 ) -> PacedAnswer:
     """Send what write_answer writes (status line, headers, body) at pace, and log how it went.
 
-    Gives up, closing the connection, as soon as stopping is set or the client has gone."""
+    Gives up, closing the connection, as soon as stopping is set or the client has gone.
+    before_last_write, if given, is called just before the answer's last piece is written."""
     real = handler.wfile
     buffer = io.BytesIO()
     handler.wfile = buffer
@@ -40,7 +43,7 @@ def answer_paced(
         handler.wfile = real
     data = buffer.getvalue()
     started_s = time.monotonic()
-    sent, outcome = _send(handler, data, pace, stopping)
+    sent, outcome = _send(handler, data, pace, stopping, before_last_write)
     # A half-sent answer leaves the connection unusable.
     handler.close_connection = True
     answer = PacedAnswer(key, pace, started_s, time.monotonic(), sent, len(data), outcome)
@@ -50,7 +53,13 @@ def answer_paced(
     return answer
 
 
-def _send(handler: BaseHTTPRequestHandler, data: bytes, pace: Pace, stopping: threading.Event) -> tuple[int, str]:
+def _send(
+    handler: BaseHTTPRequestHandler,
+    data: bytes,
+    pace: Pace,
+    stopping: threading.Event,
+    before_last_write: Callable[[], None] | None,
+) -> tuple[int, str]:
     connection = handler.connection
     gone = _wait(pace.delay_s, connection, stopping)
     if gone is not None:
@@ -63,6 +72,8 @@ def _send(handler: BaseHTTPRequestHandler, data: bytes, pace: Pace, stopping: th
             if gone is not None:
                 return sent, gone
         piece = data[sent : sent + chunk_bytes]
+        if before_last_write is not None and sent + len(piece) >= len(data):
+            before_last_write()
         try:
             handler.wfile.write(piece)
         except OSError:

@@ -19,6 +19,7 @@ from relaxd.app.demo_view import light_states, speaker_state
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.hue_model import EXTENDED_COLOR
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
+from tests.contract import STATE_FIELDS
 from tests.mosquitto import Collector, Mosquitto, Received, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -220,21 +221,7 @@ def check_contract_fields(msgs: list[Received]) -> None:
         assert ISO_MS.match(phase[key]), phase[key]
     states = [json.loads(m.payload) for m in msgs if m.topic == "relaxd/room1/state"]
     running = next(s for s in states if s["state"] == "running")
-    assert set(running) == {
-        "room",
-        "state",
-        "session_id",
-        "routine",
-        "phase",
-        "phase_index",
-        "phase_count",
-        "phase_started_at",
-        "phase_ends_at",
-        "session_started_at",
-        "session_ends_at",
-        "next_session_at",
-        "devices",
-    }
+    assert set(running) == STATE_FIELDS
     assert running["devices"] == {"lights": "online", "speaker": "online"}
     assert running["session_id"] == phase["session_id"]
     restored = next(e for e in events(msgs) if e["event"] == "room_restored")

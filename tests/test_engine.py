@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.contract import STATE_FIELDS
 from tests.engine_rig import MakeRig, Rig, phase_names
 from tests.fakes import settle
 
@@ -283,21 +284,7 @@ async def test_check_in_events_follow_check_in_every_and_skip_paused_time(rig: R
 async def test_state_payload_has_every_contract_field(rig: Rig) -> None:
     await rig.send("start")
     state = rig.engine.status()
-    assert set(state) == {
-        "room",
-        "state",
-        "session_id",
-        "routine",
-        "phase",
-        "phase_index",
-        "phase_count",
-        "phase_started_at",
-        "phase_ends_at",
-        "session_started_at",
-        "session_ends_at",
-        "next_session_at",
-        "devices",
-    }
+    assert set(state) == STATE_FIELDS
     assert state["phase"] == "one" and state["phase_ends_at"] == "2026-11-23T20:01:00.000Z"
     assert rig.bus.phases[-1] == "one"
 

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-EVENT_NAMES = (
-    "session_started",
-    "phase_started",
-    "check_in",
-    "session_paused",
-    "session_resumed",
-    "session_extended",
-    "session_finished",
-    "session_stopped",
-    "room_restored",
-    "restore_failed",
-    "device_unavailable",
-    "device_available",
-    "command_rejected",
-    "schedule_fired",
-    "schedule_missed",
-    "internal_error",
-)
 EventName = Literal[
     "session_started",
     "phase_started",
@@ -44,6 +26,7 @@ EventName = Literal[
     "schedule_missed",
     "internal_error",
 ]
+EVENT_NAMES: tuple[str, ...] = get_args(EventName)
 RoomStateName = Literal["idle", "running", "paused", "restoring"]
 Action = Literal["start", "stop", "toggle", "pause", "resume", "skip", "extend"]
 ACTIONS: tuple[str, ...] = ("start", "stop", "toggle", "pause", "resume", "skip", "extend")

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 # Outcomes of a paced answer.
 SENT = "sent"
@@ -130,3 +130,27 @@ class AnswerPacing:
     def answers(self) -> list[PacedAnswer]:
         with self._lock:
             return list(self._answers)
+
+
+F = TypeVar("F")
+
+
+class FaultKnobs(Generic[F]):
+    """What both simulators' fault knobs share: the injected faults (error or mangled answers, of the
+    simulator's own kind F) and the paced answers, with one way to list and clear them."""
+
+    def __init__(self, matches: Callable[[str, str], bool]) -> None:
+        self._fault_lock = threading.Lock()
+        self._faults: list[F] = []
+        # The pending slow and trickled answers (slow_next, trickle_next), read by the HTTP server.
+        self.pacing = AnswerPacing(matches)
+
+    def paced_answers(self) -> list[PacedAnswer]:
+        """How the slow and trickled answers went (the last 1000), oldest first."""
+        return self.pacing.answers()
+
+    def clear_faults(self) -> None:
+        """Forget injected faults not yet used up (all kinds)."""
+        with self._fault_lock:
+            self._faults.clear()
+        self.pacing.clear()

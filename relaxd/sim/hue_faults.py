@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
-from relaxd.sim.faults import AnswerPacing, Pace, PacedAnswer, check_count
+from relaxd.sim.faults import FaultKnobs, Pace, check_count
 from relaxd.sim.hue_api import Reply
 from relaxd.sim.hue_model import error
 
@@ -36,15 +35,12 @@ class _Fault(NamedTuple):
         return {"kind": "fail", "error_type": self.error_type, "http_status": self.http_status}
 
 
-class HueFaults:
+class HueFaults(FaultKnobs[_Fault]):
     """The bridge's fault knobs (Python only; relaxd.sim.control offers them over HTTP)."""
 
     def __init__(self) -> None:
-        self._fault_lock = threading.Lock()
-        self._faults: list[_Fault] = []
-        # The pending slow and trickled answers (slow_next, trickle_next), read by the HTTP server;
-        # matched against the request path (/api/<username>/...), like fail_next's path_contains.
-        self.pacing = AnswerPacing(lambda pattern, path: pattern in path)
+        # Paced answers match the request path (/api/<username>/...), like fail_next's path_contains.
+        super().__init__(lambda pattern, path: pattern in path)
 
     def fail_next(
         self,
@@ -109,16 +105,6 @@ class HueFaults:
         for pending in self.pacing.pending():
             summary.append({**pending.pace.describe(), "path_contains": pending.pattern, "count": pending.remaining})
         return summary
-
-    def paced_answers(self) -> list[PacedAnswer]:
-        """How the slow and trickled answers went (the last 1000), oldest first."""
-        return self.pacing.answers()
-
-    def clear_faults(self) -> None:
-        """Forget injected faults not yet used up (all kinds)."""
-        with self._fault_lock:
-            self._faults.clear()
-        self.pacing.clear()
 
     def _take_fault(self, path: str) -> _Fault | None:
         with self._fault_lock:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from relaxd.sim.faults import AnswerPacing, Pace, PacedAnswer, check_count
+from relaxd.sim.faults import FaultKnobs, Pace, check_count
 from relaxd.sim.sonos_soap import UPnPError, parse_soap_action
 
 # mangle(status, envelope) -> (status, body): rewrites an answer the speaker computed (fuzzing).
@@ -39,14 +38,11 @@ def action_name(soap_action: str) -> str:
         return ""
 
 
-class SonosFaults:
+class SonosFaults(FaultKnobs[_Fault]):
     """The speaker's fault knobs (Python only; relaxd.sim.control offers them over HTTP)."""
 
     def __init__(self) -> None:
-        self._fault_lock = threading.Lock()
-        self._faults: list[_Fault] = []
-        # The pending slow and trickled answers (slow_next, trickle_next), read by the HTTP handler.
-        self.pacing = AnswerPacing(lambda pattern, action: pattern in (action, ANY_ACTION))
+        super().__init__(lambda pattern, action: pattern in (action, ANY_ACTION))
 
     def fail_next(self, action: str, code: int, times: int = 1) -> None:
         """Answer the next `times` requests for action ("*": any action) with UPnP error code."""
@@ -101,16 +97,6 @@ class SonosFaults:
         for pending in self.pacing.pending():
             summary.append({**pending.pace.describe(), "action": pending.pattern, "times": pending.remaining})
         return summary
-
-    def paced_answers(self) -> list[PacedAnswer]:
-        """How the slow and trickled answers went (the last 1000), oldest first."""
-        return self.pacing.answers()
-
-    def clear_faults(self) -> None:
-        """Forget injected faults not yet used up (all kinds)."""
-        with self._fault_lock:
-            self._faults.clear()
-        self.pacing.clear()
 
     def _take_fault(self, action: str) -> _Fault | None:
         with self._fault_lock:

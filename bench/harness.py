@@ -42,10 +42,14 @@ def base_config(workdir: Path, broker_port: int, hue: HueBridgeSim | None) -> di
 
 
 class Daemon:
-    """`relaxd run -c FILE` as a subprocess; stderr goes to a log file in workdir."""
+    """`relaxd run -c FILE` as a subprocess; stderr goes to a log file in workdir. launcher, when
+    given, replaces `-m relaxd` (e.g. `-c <source> <args>`: a wrapper that then runs relaxd's CLI)."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], name: str = "relaxd") -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], name: str = "relaxd", launcher: list[str] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.launcher = launcher or ["-m", "relaxd"]
         self.config_path = workdir / f"{name}.yaml"
         self.log_path = workdir / f"{name}.log"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -57,7 +61,7 @@ class Daemon:
         try:
             self.started_at = time.monotonic()
             self.proc = start_process(
-                [sys.executable, "-m", "relaxd", "run", "-c", str(self.config_path)],
+                [sys.executable, *self.launcher, "run", "-c", str(self.config_path)],
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -175,6 +175,8 @@ class RoomEngine(SessionCommands):
         self.room.apply(s.phase)
 
     def _begin_restore(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()  # a retry must not bring a scene back while the room is given back
         self._restoring_id = self.session.session_id if self.session else self.room.session_id
         self.life = "restoring"
         self._next_retry = None  # restore retries have their own back-off

@@ -97,6 +97,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     return {
+        "relaxd_commit": _commit(),
         "cores": os.cpu_count(),
         "cpu_model": model,
         "python": sys.version.split()[0],
@@ -105,8 +106,26 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _commit() -> str:
+    """The checked-out commit (read-only git), with "+changes" when relaxd/ differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "relaxd"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_cpu_jiffies() -> tuple[int, int, int]:
+    """(busy, total, stolen) CPU time of the whole machine in ticks, from the first line of
+    /proc/stat; stolen: taken by the hypervisor from this virtual machine (not in busy or total)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:7]) - idle, sum(fields[:7]), fields[7]
 
 
 def proc_status_kb(pid: int, key: str) -> int | None:

@@ -106,8 +106,14 @@ def measure(starts: int, idle_s: float, hue_ms: float, sonos_ms: float, workdir:
             time.sleep(2.0)  # let start-up work (probes, discovery) finish before the idle window
             pids = (daemon.pid, floor.pid)
             ticks0, ns0 = [proc_cpu_s(p) or 0.0 for p in pids], [proc_cpu_ns(p) or 0 for p in pids]
+            idle0 = time.monotonic()
             time.sleep(idle_s)
             ticks1, ns1 = [proc_cpu_s(p) or 0.0 for p in pids], [proc_cpu_ns(p) or 0 for p in pids]
+            # what the daemon did while idle: its health checks (every device every 30 s)
+            requests = {
+                "hue": [e.path.split("/", 3)[-1] for e in hue.request_log() if e.at_s >= idle0],
+                "sonos": [c.action for c in speaker.requests() if c.at >= idle0],
+            }
             # schedstat (ns) unless a thread ended in the window; then the 10 ms ticks
             cpu = [(b - a) / 1e9 if b >= a else t1 - t0 for a, b, t0, t1 in zip(ns0, ns1, ticks0, ticks1, strict=True)]
             rss = proc_status_kb(daemon.pid, "VmRSS") or 0
@@ -129,6 +135,7 @@ def measure(starts: int, idle_s: float, hue_ms: float, sonos_ms: float, workdir:
         "floor_rss_kb": statistics.median(floor_rss),
         "floor_connected_rss_kb": floor_idle_rss,
         "daemon_cpu_s": cpu[0],
+        "device_requests_while_idle": requests,
         "floor_cpu_s": cpu[1],
         "idle_s": idle_s,
         "daemon_cpu_ticks_s": ticks1[0] - ticks0[0],
@@ -158,7 +165,9 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
         "ms",
         "deps + idle paho client, same window",
         round(data["floor_cpu_s"] * 1000, 2),
-        note=f"{100 * data['daemon_cpu_s'] / idle_s:.3f}% of one core (thread schedstat)",
+        note=f"{100 * data['daemon_cpu_s'] / idle_s:.3f}% of one core (thread schedstat); device requests in the "
+        f"window (health checks): Hue {len(data['device_requests_while_idle']['hue'])}, "
+        f"Sonos {len(data['device_requests_while_idle']['sonos'])}",
     )
     d_start, f_start = statistics.median(data["daemon_start_s"]), statistics.median(data["floor_start_s"])
     result.add(

@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import ROOT, end_process, read_line, start_process
+from bench.common import ROOT, end_process, start_process
 from relaxd.sim.hue_bridge import HueBridgeSim
 
 LOOPBACK = "127.0.0.1"
@@ -251,62 +251,3 @@ def iso_to_wall(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-# A subscriber in a process of its own: receipt times that the benchmark process's own load (the
-# simulators answer from threads of it) cannot delay.
-RECORDER = """
-import json, sys, time
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-port, needle, topics = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3:]
-records = []
-def on_message(client, userdata, msg):
-    at = time.monotonic()
-    if needle in msg.payload or msg.topic.startswith("bench/"):
-        records.append((at, msg.topic, msg.payload.decode("utf-8", "replace")))
-client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-recorder")
-client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
-client.on_subscribe = lambda *a: print("ready", flush=True)
-client.on_message = on_message
-client.connect("127.0.0.1", port, keepalive=60)
-client.loop_start()
-sys.stdin.readline()
-client.loop_stop()
-print(json.dumps(records), flush=True)
-"""
-
-
-class Recorder:
-    """Records (receipt time, topic, payload) of messages whose payload holds needle, or on bench/#."""
-
-    def __init__(self, port: int, topics: list[str], needle: str, workdir: Path) -> None:
-        self.proc = start_process(
-            [sys.executable, "-c", RECORDER, str(port), needle, *topics],
-            cwd=workdir,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if read_line(self.proc, 30) != "ready":
-            end_process(self.proc, 5)
-            raise RuntimeError("the recorder process did not subscribe")
-
-    def finish(self, timeout_s: float = 15.0) -> list[tuple[float, str, Any]]:
-        """Stop recording; the records, JSON payloads parsed."""
-        try:
-            out, _ = self.proc.communicate("\n", timeout=timeout_s)
-        finally:
-            end_process(self.proc, 5)
-        rows = json.loads(out.strip().splitlines()[-1]) if out.strip() else []
-        parsed = []
-        for at_s, topic, text in rows:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = text
-            parsed.append((float(at_s), str(topic), data))
-        return parsed
-
-    def abort(self) -> None:
-        end_process(self.proc, 5)

@@ -49,9 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     machine = common.machine_info()
     print(
         f"relaxd benchmarks ({'quick' if args.quick else 'full'}): {machine['cores']} cores, "
-        f"{machine['cpu_model']}, Python {machine['python']}, load {machine['loadavg']}",
+        f"{machine['cpu_model']}, Python {machine['python']}, relaxd {machine['relaxd_commit']}, "
+        f"load {machine['loadavg']}",
         flush=True,
     )
+    stolen0 = common.machine_cpu_jiffies()[2]
     workdir = Path(tempfile.mkdtemp(prefix="relaxd-bench-"))
     results: dict[str, common.BenchResult] = {}
     timings: dict[str, float] = {}
@@ -87,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {line}")
     print(report.summary(results))
     total = round(time.monotonic() - began, 1)
-    print(f"total {total} s")
+    stolen_s = (common.machine_cpu_jiffies()[2] - stolen0) / common.CLK_TCK
+    print(f"total {total} s; CPU stolen by the hypervisor meanwhile: {stolen_s:.1f} s")
     if args.markdown:
         print()
         print(report.markdown_table(figures))
     machine["loadavg_end"] = common.load_average()
+    machine["stolen_cpu_s"] = round((common.machine_cpu_jiffies()[2] - stolen0) / common.CLK_TCK, 2)
     doc = {
         "mode": "quick" if args.quick else "full",
         "machine": machine,

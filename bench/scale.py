@@ -108,7 +108,10 @@ def figures(result: BenchResult, label: str, out: Outcome, data: dict[str, Any],
     floor_music = latency.get("floor", {}).get("music", {}).get("p50")
     single = done["timing"].figures[0].value if "timing" in done else None
     footprint = done["footprint"].details if "footprint" in done else {}
-    load = f"load {out.load_before[0]:g} -> {out.load_after[0]:g}"
+    load = (
+        f"load {out.load_before[0]:g} -> {out.load_after[0]:g}, both cores {out.machine_busy:.0%} busy "
+        f"({out.others_cpu_s:.1f} s CPU by other processes, {out.stolen_s:.1f} s stolen by the hypervisor)"
+    )
     busy = f"; spinner had {out.busy_share:.0%} of a core" if out.busy_share is not None else ""
     result.add(bench, "HTTP 429 from the bridge", out.rate_limited, "count", target="0", met=out.rate_limited == 0)
     result.add(
@@ -204,6 +207,11 @@ def run(quick: bool, hue_ms: float, sonos_ms: float, workdir: Path, done: dict[s
             "spinner_share_of_core": out.busy_share,
             "load_before": out.load_before,
             "load_after": out.load_after,
+            "machine_cpu_busy": out.machine_busy,
+            "bench_process_cpu_s": round(out.bench_cpu_s, 2),
+            "other_processes_cpu_s": out.others_cpu_s,
+            "stolen_cpu_s": out.stolen_s,
+            "start_burst": out.drive.get("start_burst"),
             "run_s": out.run_s,
             "phase_starts": data["phase_starts"],
             "first_phase": _stats(data["first_phase_s"]),

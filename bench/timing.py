@@ -9,7 +9,8 @@ from typing import Any
 
 from bench import phases
 from bench.common import BenchResult, end_process, ms, start_process
-from bench.harness import Daemon, Recorder, TimedHueBridgeSim, Watcher, base_config, iso_to_wall, wall_offset
+from bench.harness import Daemon, TimedHueBridgeSim, Watcher, base_config, iso_to_wall, wall_offset
+from bench.probes import Recorder
 from bench.rooms import add_two_lights, demo_speaker, phase, room_config
 from tests.mosquitto import Mosquitto
 

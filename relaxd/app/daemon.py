@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -214,6 +215,13 @@ class Daemon:
         watchdog_s = systemd.watchdog_interval_s()
         if watchdog_s is not None:
             self.supervisor.spawn("watchdog", lambda: feed_watchdog(self.engines, self.supervisor, watchdog_s))
+        # What start-up built (modules, config, adapters) lives as long as the daemon: kept out of
+        # every later collection, so a full collection in a pool thread no longer holds the loop.
+        gc.collect()
+        gc.freeze()
+        # The pool's threads run Python too (soco parses every answer): let the loop have the
+        # interpreter back within a millisecond, not the default 5, so phases start on time.
+        sys.setswitchinterval(0.001)
         systemd.notify("READY=1\nSTATUS=relaxd running")
         log.info("relaxd running with rooms: %s", ", ".join(self.engines))
 

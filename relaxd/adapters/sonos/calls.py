@@ -15,7 +15,7 @@ from relaxd.core.ports import DeviceError
 T = TypeVar("T")
 DEVICE = "speaker"
 # Reads of one op under way at once: a speaker serves a few fine, and the pool is every room's.
-PARALLEL_READS = 4
+PARALLEL_READS = 8  # a snapshot's first round at once: the room waits for the slowest read
 
 
 def device_error(what: str, exc: BaseException) -> DeviceError:

@@ -200,6 +200,7 @@ class MemoryStore:
         self.fail_delete = False
         self.crash_save: Exception | None = None
         self.problems: dict[str, str] = {}
+        self.aside: dict[str, tuple[SnapshotData, str]] = {}
 
     async def save(self, room: str, data: SnapshotData) -> None:
         if self.crash_save is not None:
@@ -219,3 +220,10 @@ class MemoryStore:
 
     def problem(self, room: str) -> str | None:
         return self.problems.get(room)
+
+    async def set_aside(self, room: str, why: str) -> str | None:
+        data = self.data.pop(room, None)
+        if data is None:
+            return None
+        self.aside[room] = (data, why)
+        return f"memory:{room}.corrupt"

@@ -28,6 +28,7 @@ def scaled(ci: int, long: int) -> int:
 BROKER_OUTAGE_S = 30.0 if LONG else 3.0  # how long Mosquitto stays dead mid-session
 DEVICE_OUTAGE_S = 30.0 if LONG else 2.0  # how long a simulator stays stopped mid-session
 CONFIG_FUZZ_EXAMPLES = scaled(500, 5000)
+CONFIG_RUN_EXAMPLES = scaled(15, 200)  # generated configs: check-config's verdict, then a real start
 COMMAND_FUZZ_BATCHES = scaled(25, 250)  # hypothesis examples, each a batch of fuzzed commands
 COMMAND_FUZZ_BATCH = 60  # payloads per batch, at most
 TRIGGER_FUZZ_BATCHES = scaled(10, 100)

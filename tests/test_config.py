@@ -94,7 +94,7 @@ def test_environment_overrides_beat_the_file(tmp_path: Path, monkeypatch: pytest
             MINIMAL + "schedules: [{room: bedroom, routine: nope, cron: '0 20 * * fri'}]\n",
             "schedules.0.routine: unknown routine 'nope'",
         ),
-        (MINIMAL + "schedules: [{room: bedroom, every: 0 weeks, at: '10:00'}]\n", "schedules.0: every must look like"),
+        (MINIMAL + "schedules: [{room: bedroom, every: 0 weeks, at: '10:00'}]\n", "schedules.0.every: must look like"),
         (
             MINIMAL + "schedules: [{room: bedroom, every: 2 weeks, on: funday, at: '10:00'}]\n",
             "schedules.0: unknown weekday 'funday'",

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, note, settings
@@ -34,7 +35,7 @@ BASE: dict[str, Any] = {
         "port": 1883,
         "username": "relaxd",
         "password": MQTT_SECRET,
-        "tls": {"ca_certs": "/etc/ssl/ca.pem"},
+        "tls": {"ca_certs": certifi.where()},  # a real CA bundle: the config loads it
         "keepalive": "60s",
         "base_topic": "relaxd",
     },

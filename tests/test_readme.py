@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from relaxd.core.config import ScheduleConfig, Settings, TriggerConfig
+from relaxd.core.config import Settings, TriggerConfig
 from relaxd.core.configfile import parse_yaml
 from relaxd.core.events import Event, RoomState, parse_command
 from relaxd.core.routines import Routine
+from relaxd.core.schedule_config import ScheduleConfig
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)

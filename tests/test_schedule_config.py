@@ -16,10 +16,10 @@ from relaxd.adapters.fire_times import check_cron
 from relaxd.adapters.schedule_store import FileScheduleStore
 from relaxd.app.cli import build_parser
 from relaxd.app.remote import _schedule_body
-from relaxd.core.config import ScheduleConfig
 from relaxd.core.configfile import ConfigError, load_settings
 from relaxd.core.discovery import room_entities
 from relaxd.core.events import Command, CommandRejected, parse_command
+from relaxd.core.schedule_config import ScheduleConfig
 from relaxd.core.schedules import Schedule, ScheduleBook, config_ids, describe
 from relaxd.core.topics import Topics
 from tests.engine_rig import Rig
@@ -75,7 +75,7 @@ def test_check_config_and_run_exit_78_on_a_bad_cron_line(tmp_path: Path, command
             "{room: bedroom, every: 2 weeks, on: [sun, blursday], at: '10:00'}",
             "schedules.0: unknown weekday 'blursday'",
         ),
-        ("{room: bedroom, every: 0 weeks, on: sun, at: '10:00'}", "schedules.0: every must look like"),
+        ("{room: bedroom, every: 0 weeks, on: sun, at: '10:00'}", "schedules.0.every: must look like"),
         ("{room: bedroom, every: 3 days, on: sun, at: '10:00'}", "schedules.0: on goes with every N weeks"),
         ("{room: attic, cron: '0 20 * * fri'}", "schedules.0.room: unknown room 'attic'"),
         ("{room: bedroom, routine: marathon, once: '2026-12-24T18:30'}", "schedules.0.routine: unknown routine"),

@@ -10,7 +10,7 @@ import pytest
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
 
 from relaxd.adapters.fire_times import ApsFireTimes, check_cron, crontab_weekdays
-from relaxd.core.config import ScheduleConfig
+from relaxd.core.schedule_config import ScheduleConfig
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 # 2026: Berlin springs forward on Mar 29 (02:00 -> 03:00) and falls back on Oct 25 (03:00 -> 02:00);
@@ -182,5 +182,5 @@ def test_every_day_and_multiple_weekdays() -> None:
     assert daily[2] - daily[1] == timedelta(hours=23)
     with pytest.raises(ValueError, match="on goes with every N weeks"):
         spec(every="2 days", on="sun", at="10:00")
-    with pytest.raises(ValueError, match="every must look like"):
+    with pytest.raises(ValueError, match=r"every\n.*must look like"):
         spec(every="0 weeks", at="10:00")

@@ -309,7 +309,7 @@ async def test_a_past_run_time_once_is_dropped_a_day_later(sites: list[Site], tm
         ({"room": "attic", "cron": "0 20 * * fri"}, "room: unknown room 'attic'"),
         ({"room": "bedroom", "routine": "marathon", "cron": "0 20 * * fri"}, "routine: unknown routine 'marathon'"),
         ({"room": "bedroom", "every": "2 weeks", "on": "funday", "at": "10:00"}, "unknown weekday 'funday'"),
-        ({"room": "bedroom", "every": "0 weeks", "on": "sun", "at": "10:00"}, "every must look like"),
+        ({"room": "bedroom", "every": "0 weeks", "on": "sun", "at": "10:00"}, "every: must look like"),
         ({"room": "bedroom", "every": "2 weeks", "on": "sun"}, "every needs at"),
         ({"room": "bedroom", "once": "2026-11-22T10:00"}, "is not in the future"),
         ({"room": "bedroom", "once": "next tuesday"}, "once: Input should be a valid datetime"),
@@ -377,3 +377,53 @@ async def test_a_run_time_schedule_for_a_room_that_left_the_config_stays_listed_
 async def launch(sites: list[Site], site: Site) -> Site:
     sites.append(site)
     return await site.start()
+
+
+async def test_a_schedule_whose_next_time_cannot_be_computed_is_disabled_and_the_others_fire(
+    sites: list[Site], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen: one overflowing schedule made the runner fail every 60 s: no other schedule fired.
+    site = await launch(sites, Site(tmp_path, schedules=[{"room": "studio", "cron": "* * * * *"}]))
+    bad = await site.add(room="bedroom", cron="30 12 * * *")
+    real = site.runner.fire_times.next_after
+
+    def next_after(spec: Any, after: datetime) -> datetime | None:
+        if spec.room == "bedroom":
+            raise OverflowError("date value out of range")
+        return real(spec, after)
+
+    monkeypatch.setattr(site.runner.fire_times, "next_after", next_after)
+    await site.at(local("2026-11-23T12:31"))
+    missed = [e for e in site.bus.of("schedule_missed") if e["reason"] == "disabled"]
+    assert len(missed) == 1 and missed[0]["schedule_id"] == bad["id"]
+    assert "OverflowError" in missed[0]["details"]["error"] and missed[0]["room"] == "bedroom"
+    assert site.bus.of("session_started") and site.bus.of("session_started")[0]["room"] == "studio"
+    listed = {s["id"]: s for s in await site.listed()}
+    assert "cannot be computed" in listed[bad["id"]]["problem"] and listed[bad["id"]]["next_at"] is None
+    await site.at(local("2026-11-23T12:40"))
+    assert [e["reason"] for e in site.bus.of("schedule_missed")].count("disabled") == 1  # said once
+
+
+async def test_a_stored_schedule_out_of_range_never_stops_the_start(sites: list[Site], tmp_path: Path) -> None:
+    # Seen: every later start died in schedules.load(), before leftover snapshots were restored.
+    state = tmp_path / "state"
+    state.mkdir(parents=True)
+    (state / "schedules.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "schedules": [
+                    {"id": "rt-huge", "spec": {"room": "studio", "every": "999999 weeks", "at": "12:01"}},
+                    {"id": "rt-fine", "spec": {"room": "studio", "cron": "1 12 * * *"}},
+                ],
+                "checked": {},
+                "anchors": {},
+            }
+        )
+    )
+    site = await launch(sites, Site(tmp_path))
+    assert [s["id"] for s in await site.listed()] == ["rt-fine"]
+    await site.at(local("2026-11-23T12:01"))
+    assert site.names()[:2] == ["session_started", "schedule_fired"]
+    kept = json.loads((state / "schedules.json").read_text())["schedules"]
+    assert {s["id"] for s in kept} == {"rt-fine", "rt-huge"}  # kept for a person, never used

@@ -8,21 +8,14 @@ import ssl
 import paho.mqtt.client as mqtt
 
 from relaxd.core.config import MqttConfig
+from relaxd.core.topics import filter_problem
 
 PROBE_TIMEOUT_S = 3.0  # the diagnostic connection made once per outage (see unreachable_reason)
 
 
 def valid_filter(topic_filter: str) -> bool:
-    """An MQTT subscription filter: `+` and `#` only as whole levels, `#` only last."""
-    levels = topic_filter.split("/")
-    if not topic_filter or len(topic_filter.encode()) > 65535:
-        return False
-    for i, level in enumerate(levels):
-        if ("+" in level or "#" in level) and len(level) > 1:
-            return False
-        if level == "#" and i != len(levels) - 1:
-            return False
-    return True
+    """An MQTT subscription filter (the rules are the core's: the config checks them too)."""
+    return filter_problem(topic_filter) is None
 
 
 def set_credentials(client: mqtt.Client, config: MqttConfig) -> None:

@@ -15,12 +15,14 @@ from pydantic import ValidationError
 
 from relaxd.adapters.blocking import BlockingCalls, Fence
 from relaxd.adapters.snapshot_store import FILE_BUDGET_S, as_oserror
-from relaxd.core.config import ScheduleConfig
 from relaxd.core.events import iso_utc
+from relaxd.core.schedule_config import ScheduleConfig
 from relaxd.core.schedules import Schedule, ScheduleBook
 
 log = logging.getLogger(__name__)
 FILE_NAME = "schedules.json"
+# 100 run-time schedules and their bookkeeping are a few tens of KB; a larger file is not relaxd's.
+MAX_SCHEDULE_FILE_BYTES = 1024 * 1024
 FORMAT = 1
 
 
@@ -42,13 +44,16 @@ class FileScheduleStore:
 
     def load_now(self) -> ScheduleBook:
         try:
-            raw = self.path.read_bytes()
+            with self.path.open("rb") as handle:
+                raw = handle.read(MAX_SCHEDULE_FILE_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError):
             # NotADirectoryError: state_dir is below a regular file, so nothing was ever saved there.
             return ScheduleBook()
         try:
+            if len(raw) > MAX_SCHEDULE_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_SCHEDULE_FILE_BYTES // 1024} KiB")
             return _book(json.loads(raw))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             # A damaged file is kept aside for a human, never half-trusted.
             aside = self.path.with_suffix(".corrupt")
             log.error(

@@ -16,6 +16,8 @@ from relaxd.core.ports import SnapshotData
 log = logging.getLogger(__name__)
 _SUFFIX = ".snapshot.json"
 FILE_BUDGET_S = 60.0  # a write that has not ended by then is reported; it cannot be aborted
+# A snapshot is a few KB (a long saved queue: a few hundred KB); a larger file is not relaxd's.
+MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 
 
 def as_oserror(what: str, exc: BaseException) -> Exception:
@@ -76,7 +78,8 @@ class FileSnapshotStore:
         self._problems.pop(room, None)
         self._remove_torn_temporaries(room)
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_SNAPSHOT_BYTES + 1)  # never the whole of a huge file
         except (FileNotFoundError, NotADirectoryError):
             return None  # no snapshot (or state_dir is not even a directory: nothing was saved there)
         except OSError as exc:
@@ -90,21 +93,38 @@ class FileSnapshotStore:
             self._problems[room] = f"the snapshot of an unfinished session cannot be read ({exc.strerror or exc})"
             return None
         try:
+            if len(raw) > MAX_SNAPSHOT_BYTES:
+                raise ValueError(f"larger than {MAX_SNAPSHOT_BYTES // (1024 * 1024)} MiB")
             doc: Any = json.loads(raw)
             if not isinstance(doc, dict) or doc.get("format") != 1 or doc.get("room") != room:
                 raise ValueError("not a relaxd snapshot")
             data = doc["data"]
             if not isinstance(data, dict):
                 raise ValueError("snapshot data is not an object")
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, RecursionError) as exc:
             # os.replace makes a torn write impossible; a damaged file is kept aside, not trusted.
-            aside = path.with_suffix(".corrupt")
-            log.error("snapshot of room %s is unreadable (%s); moved to %s", room, exc, aside)
-            with contextlib.suppress(OSError):
-                os.replace(path, aside)
+            aside = self.set_aside_now(room, f"unreadable ({exc})")
             self._problems[room] = f"the snapshot of an unfinished session was unreadable ({exc}); moved to {aside}"
             return None
         return data
+
+    async def set_aside(self, room: str, why: str) -> str | None:
+        return await self._fence.call(
+            f"setting the snapshot of {room} aside", lambda: self.set_aside_now(room, why), FILE_BUDGET_S
+        )
+
+    def set_aside_now(self, room: str, why: str) -> str | None:
+        path = self._path(room)
+        aside = path.with_suffix(".corrupt")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.error("snapshot of room %s is %s, and cannot be moved aside: %s", room, why, exc)
+            return None
+        log.error("snapshot of room %s is %s; moved to %s", room, why, aside)
+        return str(aside)
 
     def _remove_torn_temporaries(self, room: str) -> None:
         """A crash between mkstemp and os.replace leaves a temporary file that never becomes the

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from relaxd.core.config import ROOM_ID_RE
 from relaxd.core.engine import RoomEngine
-from relaxd.core.events import Command, CommandRejected, Event, iso_utc, parse_command
+from relaxd.core.events import MAX_COMMAND_BYTES, Command, CommandRejected, Event, excerpt, iso_utc, parse_command
 from relaxd.core.ports import Clock, EventBus
 from relaxd.core.requests import Requests
 from relaxd.core.topics import Topics
@@ -17,6 +17,7 @@ from relaxd.core.triggers import TriggerMatcher
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_REQUESTS = 10_000
+MAX_ROUTINE_BYTES = 256  # a routine name is at most 64 characters
 
 
 class Router:
@@ -54,22 +55,26 @@ class Router:
         try:
             self._route(topic, payload, retained)
         except Exception:  # one bad message must never stop the next one
-            log.exception("MQTT message on %s could not be handled", topic)
+            log.exception("MQTT message on %s could not be handled", excerpt(topic, 120))
 
     def _route(self, topic: str, payload: bytes, retained: bool) -> None:
         room_id = self.topics.room_of_set(topic)
         if room_id is not None:
-            self._on_command(room_id, payload, retained)
+            if payload:  # an empty payload is a retained command being cleared: nothing to answer
+                self._on_command(room_id, payload, retained)
             return
         room_id = self.topics.room_of_routine_set(topic)
         if room_id is not None:
-            if room_id in self.engines and not retained:
-                self.engines[room_id].select_routine(payload.decode("utf-8", "replace").strip())
+            if room_id in self.engines and not retained and payload:
+                self._on_routine(room_id, payload)
             return
         verb = self.topics.verb_of_request(topic)
         if verb is not None:
-            if not retained:
+            if not retained and payload:
                 self._on_request(verb, payload)
+            return
+        if len(payload) > MAX_COMMAND_BYTES:
+            log.warning("MQTT message on %s ignored: %d bytes", excerpt(topic, 80), len(payload))
             return
         if topic == self.topics.ha_status:
             if payload.strip() == b"online":
@@ -82,11 +87,20 @@ class Router:
         for trigger in self.triggers.fired(topic, payload, retained):
             engine = self.engines.get(trigger.room)
             if engine is not None:
-                log.info("trigger %s fired: %s room %s", topic, trigger.do, trigger.room)
+                log.info("trigger %s fired: %s room %s", excerpt(topic, 120), trigger.do, trigger.room)
                 engine.submit(Command(action=trigger.do, routine=trigger.routine, source="trigger"))
+
+    def _on_routine(self, room_id: str, payload: bytes) -> None:
+        engine = self.engines[room_id]
+        if len(payload) > MAX_ROUTINE_BYTES:
+            engine.reject(f"routine name too long ({len(payload)} bytes, at most {MAX_ROUTINE_BYTES})")
+            return
+        engine.select_routine(payload.decode("utf-8", "replace").strip())
 
     def _on_command(self, room_id: str, payload: bytes, retained: bool) -> None:
         engine = self.engines.get(room_id)
+        if engine is None and retained:
+            return  # a broker's stale command for a room relaxd does not have: nobody to answer
         try:
             if retained:
                 # A stale command replayed by the broker must not start anything.
@@ -127,7 +141,7 @@ class Router:
         try:
             self._queue.put_nowait((verb, payload))
         except asyncio.QueueFull:
-            log.warning("%d requests wait already; %s dropped", MAX_QUEUED_REQUESTS, verb)
+            log.warning("%d requests wait already; %s dropped", MAX_QUEUED_REQUESTS, excerpt(verb))
             reply = {"status": "error", "error": "relaxd is busy; try again", "transaction": None}
             self.bus.publish(self.topics.response(verb), json.dumps(reply), retain=False)
 
@@ -141,6 +155,6 @@ class Router:
         try:
             reply = await self.requests.answer(verb, payload)
         except Exception as exc:  # a bug in a handler still gets its one reply
-            log.exception("request %s failed", verb)
+            log.exception("request %s failed", excerpt(verb))
             reply = {"status": "error", "error": f"internal error: {type(exc).__name__}", "transaction": None}
         self.bus.publish(self.topics.response(verb), json.dumps(reply), retain=False)

@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Any
 
-from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, iso_utc
+from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, excerpt, iso_utc
 from relaxd.core.lifecycle import PUBLIC, LifeState, decide
 from relaxd.core.ports import Clock
 from relaxd.core.room import RestoreOutcome, Room, SnapshotNotSaved
@@ -128,7 +128,7 @@ class SessionCommands(RoomLoop):
 
     def _select(self, name: str) -> None:
         if name not in self.routines:
-            self._reject(None, f"unknown routine {name!r}")
+            self._reject(None, f"unknown routine {excerpt(name)}; known: {', '.join(sorted(self.routines))}")
             return
         self.selected_routine = name
         self._publish_state()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,13 +14,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from relaxd.core.ports import MusicSource
 from relaxd.core.routines import Routine
+from relaxd.core.schedule_config import ScheduleConfig
+from relaxd.core.topics import filter_problem
 from relaxd.core.units import Duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/relaxd/relaxd.yaml")
 ROOM_ID_RE = re.compile(r"^[a-z0-9_]{1,32}$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_EVERY_RE = re.compile(r"^\s*(\d+)\s*(week|weeks|day|days)\s*$")
-_AT_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 class Strict(BaseModel):
@@ -35,6 +34,29 @@ class TlsConfig(Strict):
     keyfile: Path | None = Field(default=None, description="Client certificate key (mutual TLS).")
     insecure: bool = Field(default=False, description="Skip the broker hostname check (labs only).")
 
+    @field_validator("ca_certs", "certfile", "keyfile")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        # Checked here, not when the daemon connects: check-config must refuse what run cannot use.
+        if value is not None and not (value.is_file() and os.access(value, os.R_OK)):
+            raise ValueError(f"no readable file at {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _loadable(self) -> TlsConfig:
+        """The files load as the MQTT client will load them (certificates, key, their pairing)."""
+        context = ssl.create_default_context()
+        try:
+            if self.ca_certs is not None:
+                context.load_verify_locations(cafile=str(self.ca_certs))
+            if self.certfile is not None:
+                context.load_cert_chain(str(self.certfile), str(self.keyfile) if self.keyfile else None)
+            elif self.keyfile is not None:
+                raise ValueError("keyfile needs certfile")
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"the TLS files cannot be used: {exc.__class__.__name__}: {exc}") from None
+        return self
+
 
 class MqttConfig(Strict):
     """The MQTT broker relaxd publishes to and listens on."""
@@ -45,7 +67,9 @@ class MqttConfig(Strict):
     password: SecretStr | None = Field(default=None, description="Password (secret; never logged).")
     tls: TlsConfig | None = Field(default=None, description="TLS settings; none means plain TCP.")
     client_id: str | None = Field(default=None, description="MQTT client id; default relaxd-<base_topic>.")
-    keepalive: Duration = Field(default=60.0, description="Keep-alive interval, e.g. 60s.")
+    keepalive: Duration = Field(
+        default=60.0, le=65535, description="Keep-alive interval, e.g. 60s (MQTT: 18h at most)."
+    )
     base_topic: str = Field(default="relaxd", min_length=1, description="Prefix of every relaxd topic.")
     discovery_prefix: str | None = Field(
         default="homeassistant", description="Home Assistant discovery prefix; null turns discovery off."
@@ -67,7 +91,7 @@ class HueConfig(Strict):
     https: Literal["auto"] | bool = Field(
         default="auto", description="true for HTTPS-only bridges, false for HTTP, auto to find out."
     )
-    timeout: Duration = Field(default=5.0, description="Timeout of one bridge request, e.g. 5s.")
+    timeout: Duration = Field(default=5.0, ge=0.1, le=120, description="Timeout of one bridge request, e.g. 5s.")
 
 
 class LightsConfig(Strict):
@@ -121,7 +145,9 @@ class RoomConfig(Strict):
     music: MusicConfig | None = Field(default=None, description="What to play; none keeps the source.")
     max_volume: int = Field(default=30, ge=0, le=100, description="Volume never goes above this.")
     routine: str = Field(default="classic", description="Routine used when a start names none.")
-    restore_fade: Duration = Field(default=5.0, description="How long the music fades back in on restore.")
+    restore_fade: Duration = Field(
+        default=5.0, le=600, description="How long the music fades back in on restore (10m at most)."
+    )
 
     @model_validator(mode="after")
     def _has_device(self) -> RoomConfig:
@@ -135,7 +161,9 @@ class RoomConfig(Strict):
 class TriggerConfig(Strict):
     """An MQTT message (a button) that starts, stops or toggles a room's session."""
 
-    topic: str = Field(min_length=1, description="Topic to listen on, e.g. zigbee2mqtt/Massage Button.")
+    topic: str = Field(
+        min_length=1, max_length=1024, description="Topic to listen on, e.g. zigbee2mqtt/Massage Button."
+    )
     match: dict[str, Any] | str = Field(
         description="JSON fields the payload must have (e.g. {action: single}) or its exact text."
     )
@@ -143,76 +171,13 @@ class TriggerConfig(Strict):
     do: Literal["start", "stop", "toggle"] = Field(default="toggle", description="What to do.")
     routine: str | None = Field(default=None, description="Routine to start; default: the room's.")
 
-
-class ScheduleConfig(Strict):
-    """A recurring or booked session: cron, every N weeks (or days), or once."""
-
-    room: str = Field(description="The room.")
-    routine: str | None = Field(default=None, description="The routine; default: the room's.")
-    cron: str | None = Field(default=None, description="Five-field cron line, e.g. '0 20 * * fri'.")
-    every: str | None = Field(default=None, description="Interval such as '2 weeks' or '1 day'.")
-    on: list[str] | str | None = Field(default=None, description="Weekday(s) with every N weeks, e.g. sun.")
-    at: str | None = Field(default=None, description="Local time with every, e.g. '10:00'.")
-    starting: date | None = Field(default=None, description="First date with every; default: the day it is added.")
-    once: datetime | None = Field(default=None, description="A single booked session, local time.")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScheduleConfig:
-        kinds = [k for k in ("cron", "every", "once") if getattr(self, k) is not None]
-        if len(kinds) != 1:
-            raise ValueError("give exactly one of cron, every or once")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError("cron needs five fields: minute hour day month weekday")
-        if self.every is not None:
-            match = _EVERY_RE.match(self.every)
-            if match is None or int(match.group(1)) < 1:
-                raise ValueError("every must look like '2 weeks' or '1 day' with a count of 1 or more")
-            if self.at is None:
-                raise ValueError("every needs at, e.g. at: '20:00'")
-            if self.on is not None and self.interval()[1] == "days":
-                raise ValueError("on goes with every N weeks, not with days")
-        elif self.on is not None or self.at is not None or self.starting is not None:
-            raise ValueError("on, at and starting go with every")
-        if self.at is not None and _AT_RE.match(self.at) is None:
-            raise ValueError("at must be a time like 20:00")
-        for day in self.weekdays():
-            if day not in WEEKDAYS:
-                raise ValueError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
-        if self.on is not None and not self.weekdays():
-            raise ValueError("on needs at least one weekday")
-        return self
-
-    def weekdays(self) -> list[str]:
-        """The `on` days as mon..sun, in the order given; `on: "mon, thu"` works like a list."""
-        if self.on is None:
-            return []
-        given = [self.on] if isinstance(self.on, str) else self.on
-        days = [part for item in given for part in item.split(",") if part.strip()]
-        full = {
-            "monday": "mon",
-            "tuesday": "tue",
-            "wednesday": "wed",
-            "thursday": "thu",
-            "friday": "fri",
-            "saturday": "sat",
-            "sunday": "sun",
-        }
-        return [full.get(d.strip().lower(), d.strip().lower()) for d in days]
-
-    def interval(self) -> tuple[int, str]:
-        """`every` as (count, "weeks" or "days"); only for every schedules."""
-        match = _EVERY_RE.match(self.every or "")
-        if match is None:
-            raise ValueError("not an every schedule")
-        unit = match.group(2)
-        return int(match.group(1)), "weeks" if unit.startswith("week") else "days"
-
-    def at_time(self) -> tuple[int, int]:
-        """`at` as (hour, minute); only for every schedules."""
-        match = _AT_RE.match(self.at or "")
-        if match is None:
-            raise ValueError("not an every schedule")
-        return int(match.group(1)), int(match.group(2))
+    @field_validator("topic")
+    @classmethod
+    def _subscribable(cls, value: str) -> str:
+        problem = filter_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Settings(BaseSettings):
@@ -225,8 +190,12 @@ class Settings(BaseSettings):
     timezone: str | None = Field(default=None, description="IANA time zone; default: the system's.")
     state_dir: Path = Field(default=Path("/var/lib/relaxd"), description="Snapshots, schedules.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
-    misfire_grace: Duration = Field(default=900.0, description="A missed schedule still starts this late.")
-    retry_every: Duration = Field(default=10.0, description="How often an unreachable device is retried.")
+    misfire_grace: Duration = Field(
+        default=900.0, le=7 * 86400, description="A missed schedule still starts this late (7 days at most)."
+    )
+    retry_every: Duration = Field(
+        default=10.0, ge=1, le=3600, description="How often an unreachable device is retried (1s to 1h)."
+    )
     health_check_every: Duration = Field(
         default=30.0,
         description="How often every device is checked, idle or in a session; a device lost or back is "
@@ -250,8 +219,8 @@ class Settings(BaseSettings):
     @field_validator("health_check_every", "shutdown_timeout")
     @classmethod
     def _at_least_a_second(cls, value: float) -> float:
-        if value < 1.0:
-            raise ValueError("must be at least 1s")
+        if not 1.0 <= value <= 3600.0:
+            raise ValueError("must be between 1s and 1h")
         return value
 
     @field_validator("timezone")

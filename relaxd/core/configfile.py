@@ -11,8 +11,9 @@ import yaml
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
-from relaxd.core.config import ROOM_ID_RE, ScheduleConfig, Settings, TriggerConfig
+from relaxd.core.config import ROOM_ID_RE, Settings, TriggerConfig
 from relaxd.core.routines import Routine, builtin_routines
+from relaxd.core.schedule_config import ScheduleConfig
 
 
 class _Yaml12Loader(yaml.SafeLoader):

@@ -195,7 +195,16 @@ class RoomEngine(SessionCommands):
     def _restored(self, outcome: RestoreOutcome) -> None:
         self._work = None
         base = self._session_fields() if self.session else {"session_id": self._restoring_id}
-        if outcome.ok:
+        if outcome.ok and outcome.unusable:
+            reason = "; ".join(f"{d}: {e}" for d, e in sorted(outcome.unusable.items()))
+            where = f" (kept in {outcome.set_aside})" if outcome.set_aside else ""
+            log.error("room %s: cannot be restored automatically: %s", self.room_id, reason)
+            reason += f"; the snapshot was set aside{where}, the room cannot be restored automatically"
+            details = {**outcome.details, "given_up": outcome.unusable}
+            self._emit("restore_failed", {**base, "reason": reason, "details": details})
+            self.session, self.life = None, "idle"
+            self._restore_backoff_s = self.retry_every_s
+        elif outcome.ok:
             log.info("room %s: room restored", self.room_id)
             self._emit("room_restored", {**base, "details": outcome.details})
             self.session, self.life = None, "idle"

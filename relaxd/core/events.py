@@ -34,6 +34,12 @@ MAX_COMMAND_BYTES = 64 * 1024
 DEFAULT_EXTEND_MINUTES = 5.0
 
 
+def excerpt(value: Any, limit: int = 40) -> str:
+    """repr(value) cut to about limit characters: what a message may echo of what someone sent."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def iso_utc(moment: datetime | None) -> str | None:
     """UTC ISO 8601 with milliseconds and a Z, e.g. 2026-11-23T20:00:00.123Z."""
     if moment is None:

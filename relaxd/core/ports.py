@@ -21,6 +21,11 @@ class DeviceError(Exception):
         self.code = code  # Hue error type, UPnP errorCode or HTTP status where known
 
 
+class SnapshotUnusable(DeviceError):
+    """A device's part of a snapshot cannot be used (damaged, or values out of range): no retry can
+    help, so the room says so and gives up on that device instead of trying for ever."""
+
+
 @dataclass(frozen=True)
 class LightScene:
     """What a phase asks of a room's lights; the adapter fits it to each light's capabilities."""
@@ -156,6 +161,11 @@ class SnapshotStore(Protocol):
 
     def problem(self, room: str) -> str | None:
         """Why the last load() of room found a snapshot it could not use (None: there was none)."""
+        ...
+
+    async def set_aside(self, room: str, why: str) -> str | None:
+        """Keep the room's snapshot file for a person to look at (moved to a .corrupt file), and say
+        where; None when there was no file."""
         ...
 
 

@@ -6,8 +6,11 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from relaxd.core.events import MAX_COMMAND_BYTES, excerpt
+
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 MAX_TRANSACTION_CHARS = 256
+MAX_REQUEST_BYTES = MAX_COMMAND_BYTES
 
 
 class StatusSource(Protocol):
@@ -33,27 +36,26 @@ class Requests:
         return verb == "status"
 
     async def answer(self, verb: str, payload: bytes) -> dict[str, Any]:
-        transaction: str | int | None = None
+        """The one reply to a request, whatever it holds: `ok` with data, or `error` with a reason."""
+        transaction: str | int | float | None = None
         try:
             request = parse_request(payload)
-            raw_tx = request.pop("transaction", None)
-            if isinstance(raw_tx, str):
-                transaction = raw_tx[:MAX_TRANSACTION_CHARS]
-            elif isinstance(raw_tx, int) and not isinstance(raw_tx, bool):
-                transaction = raw_tx
+            transaction = echoed_transaction(request.pop("transaction", None))
             handler = self.table.get(verb)
             if handler is None:
-                raise ValueError(f"unknown request {verb!r}; known: {', '.join(self.table)}")
+                raise ValueError(f"unknown request {excerpt(verb)}; known: {', '.join(self.table)}")
             data = await handler(request)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        except ValueError as exc:
             return {"status": "error", "error": str(exc), "transaction": transaction}
         return {"status": "ok", "data": data, "transaction": transaction}
 
     async def _status(self, request: dict[str, Any]) -> Any:
-        room = request.get("room")
+        room = request.pop("room", None)
+        if request:
+            raise ValueError(f"unknown field(s) {excerpt(', '.join(sorted(map(str, request))))}; status takes room")
         if room is not None:
             if not isinstance(room, str) or room not in self.rooms:
-                raise ValueError(f"unknown room {room!r}")
+                raise ValueError(f"room: unknown room {excerpt(room)}")
             return self.rooms[room].status()
         return {room_id: source.status() for room_id, source in self.rooms.items()}
 
@@ -67,8 +69,26 @@ class Requests:
 
 
 def parse_request(payload: bytes) -> dict[str, Any]:
-    text = payload.decode("utf-8").strip()
-    loaded = json.loads(text) if text else {}
+    """A request's JSON object; ValueError with a reason a person can read (never the parser's own)."""
+    if len(payload) > MAX_REQUEST_BYTES:
+        raise ValueError(f"request too large ({len(payload)} bytes, at most {MAX_REQUEST_BYTES})")
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError("request is not UTF-8 text") from None
+    try:
+        loaded = json.loads(text) if text else {}
+    except (ValueError, RecursionError):
+        raise ValueError('request is not valid JSON; send an object such as {"transaction": "t1"}') from None
     if not isinstance(loaded, dict):
         raise ValueError("request must be a JSON object")
     return loaded
+
+
+def echoed_transaction(value: Any) -> str | int | float | None:
+    """What a reply echoes of the request's transaction: a string (cut) or a number, with its JSON type."""
+    if isinstance(value, str):
+        return value[:MAX_TRANSACTION_CHARS]
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf"):
+        return value
+    return None

@@ -9,7 +9,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from relaxd.core.ports import DeviceError, Lights, MusicSource, RestoreReport, SnapshotStore, Speaker
+from relaxd.core.ports import (
+    DeviceError,
+    Lights,
+    MusicSource,
+    RestoreReport,
+    SnapshotStore,
+    SnapshotUnusable,
+    Speaker,
+)
 from relaxd.core.routines import Phase
 
 log = logging.getLogger(__name__)
@@ -29,6 +37,9 @@ class RestoreOutcome:
     ok: bool
     details: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # Devices whose part of the snapshot cannot be used: given up (not retried), the file set aside.
+    unusable: dict[str, str] = field(default_factory=dict)
+    set_aside: str | None = None
 
 
 class Room:
@@ -238,7 +249,11 @@ class Room:
         results = await self._each(sorted(self._pending), self._restore_one)
         outcome = RestoreOutcome(ok=True)
         for name, result in results.items():
-            if isinstance(result, DeviceError):
+            if isinstance(result, SnapshotUnusable):
+                # Trying again would send the same damaged values: give this device up, say so.
+                outcome.unusable[name] = result.message
+                del self._pending[name]
+            elif isinstance(result, DeviceError):
                 outcome.ok = False
                 outcome.errors[name] = result.message
                 self._mark(name, result)
@@ -250,6 +265,10 @@ class Room:
                     "unrestorable": result.unrestorable,
                 }
                 del self._pending[name]
+        if outcome.unusable:
+            why = "; ".join(f"{n}: {m}" for n, m in sorted(outcome.unusable.items()))
+            with contextlib.suppress(OSError):
+                outcome.set_aside = await self.store.set_aside(self.room_id, f"unusable ({why})")
         await self._settle_file()
         return outcome
 

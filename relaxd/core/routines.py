@@ -29,7 +29,7 @@ class PhaseLights(_Strict):
     xy: tuple[float, float] | None = Field(
         default=None, description="CIE xy colour [x, y] for colour lights; instead of color_temp."
     )
-    transition: Duration = Field(default=4.0, description="How long the lights take to fade, e.g. 20s.")
+    transition: Duration = Field(default=4.0, le=3600, description="How long the lights take to fade, e.g. 20s.")
 
     @model_validator(mode="after")
     def _one_colour(self) -> PhaseLights:
@@ -53,7 +53,7 @@ class PhaseMusic(_Strict):
     """The music of a phase."""
 
     volume: int = Field(ge=0, le=100, description="Speaker volume 0..100 (capped by the room's max_volume).")
-    ramp: Duration = Field(default=10.0, description="How long the volume takes to move there, e.g. 30s.")
+    ramp: Duration = Field(default=10.0, le=3600, description="How long the volume takes to move there, e.g. 30s.")
 
 
 class Phase(_Strict):
@@ -63,7 +63,7 @@ class Phase(_Strict):
     technique: str | None = Field(
         default=None, description="Massage technique (effleurage, petrissage, ...); default: the name."
     )
-    duration: Duration = Field(description="How long the phase lasts, e.g. 8m.")
+    duration: Duration = Field(le=86400, description="How long the phase lasts, e.g. 8m (a day at most).")
     intensity: float = Field(default=0.5, ge=0, le=1, description="How vigorous the phase is, 0..1.")
     lights: PhaseLights | None = Field(default=None, description="Light scene; none keeps the lights.")
     music: PhaseMusic | None = Field(default=None, description="Music volume; none keeps the volume.")
@@ -87,7 +87,7 @@ class Routine(_Strict):
 
     description: str = Field(default="", description="What the routine is for.")
     check_in_every: Duration | None = Field(
-        default=None, description="Publish a check_in event this often during a session, e.g. 10m."
+        default=None, le=86400, description="Publish a check_in event this often during a session, e.g. 10m."
     )
     phases: list[Phase] = Field(min_length=1, description="The phases, in order.")
 

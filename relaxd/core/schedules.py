@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
-from relaxd.core.config import ScheduleConfig
 from relaxd.core.events import iso_utc
+from relaxd.core.schedule_config import ScheduleConfig
 
 Origin = Literal["config", "runtime"]
 # Counting missed runs stops here: a daemon down for a year with a schedule every minute must not

@@ -5,6 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def filter_problem(topic_filter: str) -> str | None:
+    """Why topic_filter cannot be subscribed to, or None: `+` and `#` only as whole levels, `#` only
+    last, no NUL, at most 65535 bytes (the MQTT rules a broker enforces)."""
+    if not topic_filter:
+        return "must not be empty"
+    if len(topic_filter.encode()) > 65535:
+        return "longer than MQTT allows (65535 bytes)"
+    if "\0" in topic_filter:
+        return "must not contain NUL"
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level or "#" in level) and len(level) > 1:
+            return f"wildcards + and # must be a whole level, not {level!r}"
+        if level == "#" and i != len(levels) - 1:
+            return "# must be the last level"
+    return None
+
+
 @dataclass(frozen=True)
 class Topics:
     """Topic names under a base topic (default `relaxd`) and a Home Assistant discovery prefix."""

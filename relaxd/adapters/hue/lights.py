@@ -19,9 +19,9 @@ from relaxd.adapters.hue.fit import (
     restore_fields,
     snapshot_entry,
 )
-from relaxd.adapters.hue.shapes import state_problem
+from relaxd.adapters.hue.shapes import entry_problem
 from relaxd.adapters.hue.transport import DEVICE
-from relaxd.core.ports import DeviceError, LightScene, RestoreReport, SnapshotData
+from relaxd.core.ports import DeviceError, LightScene, RestoreReport, SnapshotData, SnapshotUnusable
 
 logger = logging.getLogger(__name__)
 
@@ -249,17 +249,19 @@ def _reachable(data: dict[str, Any] | None) -> bool:
 
 
 def _entries(snapshot: SnapshotData) -> dict[str, dict[str, Any]]:
+    """The snapshot's lights, checked before anything is sent: a damaged or out-of-range entry is
+    SnapshotUnusable (retrying would send the same values again)."""
     if not isinstance(snapshot, dict) or snapshot.get("kind") != SNAPSHOT_KIND:
-        raise DeviceError(DEVICE, "not a Hue lights snapshot")
+        raise SnapshotUnusable(DEVICE, "not a Hue lights snapshot")
     lights = snapshot.get("lights")
     if not isinstance(lights, dict):
-        raise DeviceError(DEVICE, "not a Hue lights snapshot")
+        raise SnapshotUnusable(DEVICE, "not a Hue lights snapshot")
     if not all(isinstance(e, dict) and isinstance(e.get("on"), bool) for e in lights.values()):
-        raise DeviceError(DEVICE, "the Hue lights snapshot is damaged")
+        raise SnapshotUnusable(DEVICE, "the Hue lights snapshot is damaged")
     for light_id, entry in lights.items():
-        problem = state_problem(entry) if str(light_id).isdigit() else "has an id that is not a number"
+        problem = entry_problem(entry) if str(light_id).isdigit() else "has an id that is not a number"
         if problem is not None:
-            raise DeviceError(DEVICE, f"the Hue lights snapshot is damaged: light {light_id} {problem}")
+            raise SnapshotUnusable(DEVICE, f"the Hue lights snapshot is damaged: light {light_id} {problem}")
     return {str(k): v for k, v in lights.items()}
 
 

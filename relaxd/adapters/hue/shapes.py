@@ -47,6 +47,25 @@ def state_problem(state: Any) -> str | None:
     return None
 
 
+# What a light's values may be in the v1 API (ct generously: models differ), for snapshot entries.
+_RANGES: dict[str, tuple[int, int]] = {"bri": (1, 254), "ct": (50, 1000), "hue": (0, 65535), "sat": (0, 254)}
+
+
+def entry_problem(entry: Any) -> str | None:
+    """Why a snapshot entry cannot be restored (its types, then its ranges), or None."""
+    problem = state_problem(entry)
+    if problem is not None:
+        return problem
+    for key, (low, high) in _RANGES.items():
+        value = entry.get(key)
+        if value is not None and not low <= value <= high:
+            return f"{key} is {_shown(value)}, outside {low}..{high}"
+    xy = entry.get("xy")
+    if xy is not None and not all(0.0 <= v <= 1.0 for v in xy):
+        return f"xy is {_shown(xy)}, outside 0..1"
+    return None
+
+
 def lights_problem(lights: dict[str, Any]) -> str | None:
     """Why GET /lights cannot be used (ids, names, states, capabilities), or None."""
     for light_id, light in lights.items():

@@ -158,6 +158,9 @@ def from_data(device: Any, data: SnapshotData) -> RelaxdSnapshot:
     """A Snapshot for device with the state to_data() wrote (maybe in another process)."""
     if data.get("format") != FORMAT:
         raise ValueError(f"not a Sonos snapshot of format {FORMAT}: {data.get('format')!r}")
+    problem = values_problem(data.get("state"))
+    if problem is not None:
+        raise ValueError(problem)
     snap = RelaxdSnapshot(device, snapshot_queue=data.get("queue") is not None)
     for key, value in data["state"].items():
         if key in _NOT_STATE or not hasattr(snap, key):
@@ -169,6 +172,26 @@ def from_data(device: Any, data: SnapshotData) -> RelaxdSnapshot:
         items = [obj for didl in data["queue"] for obj in from_didl_string(didl)]
         snap.queue = [items] if items else []
     return snap
+
+
+# What the values soco's Snapshot holds may be, as the speaker takes them.
+_RANGES = {"volume": (0, 100), "bass": (-10, 10), "treble": (-10, 10)}
+
+
+def values_problem(state: Any) -> str | None:
+    """Why the saved speaker values cannot be sent back (types and ranges), or None."""
+    if not isinstance(state, dict):
+        return "the saved state is not an object"
+    for key, (low, high) in _RANGES.items():
+        value = state.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return f"{key} is {str(value)[:20]!r}, not a whole number in {low}..{high}"
+    for key in ("mute", "loudness"):
+        if state.get(key) is not None and not isinstance(state[key], bool):
+            return f"{key} is {str(state[key])[:20]!r}, not true or false"
+    return None
 
 
 def queue_length(data: SnapshotData) -> int:

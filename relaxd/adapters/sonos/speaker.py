@@ -21,7 +21,7 @@ from relaxd.adapters.sonos.calls import DEVICE, SpeakerCalls, device_error, read
 from relaxd.adapters.sonos.music import prepare_source
 from relaxd.adapters.sonos.ramp import run_ramp
 from relaxd.adapters.sonos.session import Session
-from relaxd.core.ports import DeviceError, MusicSource, RestoreReport, SnapshotData
+from relaxd.core.ports import DeviceError, MusicSource, RestoreReport, SnapshotData, SnapshotUnusable
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class SonosSpeaker:
                 snap = sonos_snapshot.from_data(device, snapshot)
                 saved_volume = int(snap.volume)
             except (ValueError, TypeError, KeyError, AttributeError, ParseError, SoCoException) as exc:
-                raise DeviceError(DEVICE, f"unusable snapshot: {exc}") from exc
+                raise SnapshotUnusable(DEVICE, f"unusable snapshot: {exc}") from exc
             snap.restore_volume = not hand_volume
             if snap.is_playing_cloud_queue:
                 report.unrestorable["source"] = UNRESTORABLE_CODES[402]

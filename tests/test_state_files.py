@@ -14,7 +14,7 @@ from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.hue import HueBridge, HueLights
 from relaxd.adapters.schedule_store import MAX_SCHEDULE_FILE_BYTES, FileScheduleStore
 from relaxd.adapters.snapshot_store import MAX_SNAPSHOT_BYTES, FileSnapshotStore
-from relaxd.core.ports import SnapshotUnusable
+from relaxd.core.ports import RestoreReport, SnapshotData, SnapshotUnusable
 from relaxd.core.schedules import ScheduleBook
 from relaxd.sim.hue_bridge import HueBridgeSim
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
@@ -92,7 +92,7 @@ async def test_an_unusable_leftover_is_given_up_once_and_set_aside_while_the_res
         "devices": {"lights": {"1": {"on": True}}, "speaker": {"volume": 10}},
     }
 
-    async def unusable(snapshot: object) -> object:
+    async def unusable(snapshot: SnapshotData) -> RestoreReport:
         raise SnapshotUnusable("lights", "the Hue lights snapshot is damaged: light 1 bri is 100000, outside 1..254")
 
     rig.lights.restore = unusable  # type: ignore[method-assign]

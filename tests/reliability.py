@@ -155,7 +155,8 @@ class RoomModel:
         self.start_state = state
 
     def command(self, payload: bytes) -> None:
-        self.sent.append(Sent.of(payload))
+        if payload:  # an empty payload clears a retained command: relaxd answers nothing
+            self.sent.append(Sent.of(payload))
 
     def do(self, action: str, routine: str | None = None, transaction: str | None = None) -> None:
         self.sent.append(Sent(action, routine, transaction))

@@ -48,6 +48,10 @@ SEEN_TO_CRASH_RUN = [
     ({"mqtt": {"tls": {"ca_certs": "/nonexistent/ca.pem"}}}, "mqtt.tls.ca_certs"),
     ({"mqtt": {"keepalive": "100000s"}}, "mqtt.keepalive"),
     ({"retry_every": "0s"}, "retry_every"),
+    # Mosquitto drops the connection over control characters in a topic or client id: never online.
+    ({"mqtt": {"base_topic": "P\x0f(\x9c"}}, "mqtt.base_topic"),
+    ({"mqtt": {"client_id": "relaxd\x7f"}}, "mqtt.client_id"),
+    ({"triggers": [{"topic": "zigbee2mqtt/\ufffe", "match": "x", "room": "room1"}]}, "triggers.0.topic"),
 ]
 
 

@@ -205,7 +205,7 @@ def test_fuzzed_commands_are_rejected_or_carried_out_and_the_room_stays_consiste
                 mqtt.publish(f"relaxd/{room}/set", payload)
                 if room == "room1":
                     live.model.command(payload)
-                elif room == "attic":
+                elif room == "attic" and payload:  # an empty payload clears a retained command: no reply
                     orphans += 1
             total += len(commands)
             live.check(orphans)

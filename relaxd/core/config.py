@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from relaxd.core.ports import MusicSource
 from relaxd.core.routines import Routine
 from relaxd.core.schedule_config import ScheduleConfig
-from relaxd.core.topics import filter_problem
+from relaxd.core.topics import filter_problem, text_problem
 from relaxd.core.units import Duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/relaxd/relaxd.yaml")
@@ -66,20 +66,38 @@ class MqttConfig(Strict):
     username: str | None = Field(default=None, description="User name, if the broker wants one.")
     password: SecretStr | None = Field(default=None, description="Password (secret; never logged).")
     tls: TlsConfig | None = Field(default=None, description="TLS settings; none means plain TCP.")
-    client_id: str | None = Field(default=None, description="MQTT client id; default relaxd-<base_topic>.")
+    client_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="MQTT client id; default relaxd-<base_topic>."
+    )
     keepalive: Duration = Field(
         default=60.0, le=65535, description="Keep-alive interval, e.g. 60s (MQTT: 18h at most)."
     )
-    base_topic: str = Field(default="relaxd", min_length=1, description="Prefix of every relaxd topic.")
+    base_topic: str = Field(default="relaxd", min_length=1, max_length=256, description="Prefix of every relaxd topic.")
     discovery_prefix: str | None = Field(
-        default="homeassistant", description="Home Assistant discovery prefix; null turns discovery off."
+        default="homeassistant",
+        min_length=1,
+        max_length=256,
+        description="Home Assistant discovery prefix; null turns discovery off.",
     )
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
     def _topic_safe(cls, value: str | None) -> str | None:
-        if value is not None and (any(c in value for c in "#+\0") or value.startswith("/") or value.endswith("/")):
-            raise ValueError("must not contain # + or NUL, nor start or end with /")
+        if value is None:
+            return value
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        if any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must not contain # or +, nor start or end with /")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id_safe(cls, value: str | None) -> str | None:
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

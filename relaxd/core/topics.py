@@ -5,15 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def text_problem(text: str) -> str | None:
+    """Why a broker would drop the connection over text in a topic or client id, or None.
+
+    Mosquitto closes the connection ("protocol error") on control characters, surrogates and
+    Unicode noncharacters, so relaxd refuses them in its config rather than never coming online."""
+    for char in text:
+        code = ord(char)
+        if code == 0:
+            return "must not contain NUL"
+        if code <= 0x1F or 0x7F <= code <= 0x9F:
+            return f"must not contain control character U+{code:04X}"
+        if 0xD800 <= code <= 0xDFFF or 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFF) >= 0xFFFE:
+            return f"must not contain U+{code:04X} (not a character MQTT allows)"
+    return None
+
+
 def filter_problem(topic_filter: str) -> str | None:
     """Why topic_filter cannot be subscribed to, or None: `+` and `#` only as whole levels, `#` only
-    last, no NUL, at most 65535 bytes (the MQTT rules a broker enforces)."""
+    last, only characters a broker accepts, at most 65535 bytes (the MQTT rules a broker enforces)."""
     if not topic_filter:
         return "must not be empty"
+    problem = text_problem(topic_filter)
+    if problem is not None:
+        return problem
     if len(topic_filter.encode()) > 65535:
         return "longer than MQTT allows (65535 bytes)"
-    if "\0" in topic_filter:
-        return "must not contain NUL"
     levels = topic_filter.split("/")
     for i, level in enumerate(levels):
         if ("+" in level or "#" in level) and len(level) > 1:

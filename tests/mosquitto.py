@@ -36,7 +36,7 @@ def find_binary(candidates: Sequence[str], name: str) -> str | None:
 def mosquitto_binary() -> str:
     path = find_binary(MOSQUITTO_CANDIDATES, "mosquitto")
     if path is None:
-        # MQTT tests must run against a real broker (DESIGN.md); a silent skip would hide that.
+        # MQTT tests must run against a real broker (the project's test rules); a silent skip would hide that.
         raise RuntimeError(
             "the mosquitto binary is missing (looked in /usr/sbin, /usr/local/sbin and PATH); "
             "install it, e.g. `apt-get install mosquitto mosquitto-clients`"

@@ -120,7 +120,7 @@ class Sent:
 
     action: str | None
     routine: str | None = None
-    transaction: str | None = None
+    transaction: str | int | float | None = None
 
     @classmethod
     def of(cls, payload: bytes) -> Sent:
@@ -252,7 +252,7 @@ class _Replay:
     def _reject(self, sent: Sent) -> None:
         self._expect(["command_rejected"])
         got = self.events[self.at - 1].get("transaction")
-        want = None if sent.transaction is None else sent.transaction[:256]
+        want = sent.transaction[:256] if isinstance(sent.transaction, str) else sent.transaction
         assert got == want, f"rejection echoed {got!r}, not {want!r}"
 
 

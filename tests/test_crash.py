@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.mosquitto import Collector, Mosquitto, wait_until
+from tests.mosquitto import Collector, Mosquitto, Received, wait_until
 from tests.reliability import (
     TEST_TIMEOUT_S,
     event_names,
@@ -48,7 +48,7 @@ def kill_9(rig: Rig) -> None:
     assert rig.stop_daemon(signal.SIGKILL) == -signal.SIGKILL
 
 
-def restart_and_expect_restore(rig: Rig, mqtt: Collector, before: dict[str, Any]) -> None:
+def restart_and_expect_restore(rig: Rig, mqtt: Collector, before: dict[str, Any]) -> list[Received]:
     mqtt.clear()
     rig.start_daemon()
     msgs = mqtt.wait_for(lambda m: "room_restored" in event_names(m), timeout_s=30)
@@ -63,6 +63,7 @@ def restart_and_expect_restore(rig: Rig, mqtt: Collector, before: dict[str, Any]
     with Collector(rig.broker, ["relaxd/status"]) as late:
         assert late.wait_for_message("relaxd/status").text == "online"
     assert rig.stop_daemon() == 0
+    return msgs
 
 
 @pytest.mark.parametrize("phase", [0, 1, 2])
@@ -79,9 +80,30 @@ def test_kill_9_in_each_phase_then_the_next_start_restores_exactly(rig: Rig, pha
         mqtt.wait_for(lambda m: f"phase{phase + 1}" in [e.get("phase") for e in room_events(m)], timeout_s=10)
         assert wait_until(lambda: shows_phase(rig, phase, "lights") and shows_phase(rig, phase, "speaker"), 5)
         assert rig.before() != before
+        # The snapshot file learns each phase (after the scene is sent), so a crash can name it.
+        file = snapshots(rig) / "room1.snapshot.json"
+        assert wait_until(lambda: json.loads(file.read_text())["data"].get("phase_index") == phase, 5)
+        started = next(e for e in room_events(mqtt.snapshot()) if e["event"] == "session_started")
+        last_seq = max(e["seq"] for e in room_events(mqtt.snapshot()))
         kill_9(rig)
         assert [p.name for p in snapshots(rig).iterdir()] == ["room1.snapshot.json"]
-        restart_and_expect_restore(rig, mqtt, before)
+        msgs = restart_and_expect_restore(rig, mqtt, before)
+    # A follower learns which session a crash ended, where it was, and that the room is given back.
+    after = room_events(msgs)
+    stopped = next(e for e in after if e["event"] == "session_stopped")
+    assert {k: stopped.get(k) for k in ("session_id", "routine", "phase", "phase_index", "phase_count")} == {
+        "session_id": started["session_id"],
+        "routine": "test",
+        "phase": f"phase{phase + 1}",
+        "phase_index": phase,
+        "phase_count": 3,
+    }
+    # seq goes on across the restart: a follower that drops repeats keeps every new event.
+    assert min(e["seq"] for e in after) > last_seq
+    assert [e["seq"] for e in after] == sorted(e["seq"] for e in after)
+    states = [json.loads(m.payload)["state"] for m in msgs if m.topic == "relaxd/room1/state"]
+    assert states[-2:] == ["restoring", "idle"] and "running" not in states
+    assert [m.text for m in msgs if m.topic == "relaxd/room1/phase"][-2:] == ["restoring", "idle"]
 
 
 def test_kill_9_during_the_restore_then_the_next_start_restores_exactly(rig: Rig) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from relaxd.core.events import ACTIONS
 from relaxd.core.lifecycle import LIFE_STATES, PUBLIC, STEP_MEANING, TABLE
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "lifecycle.md"
+MQTT_DOC = DOC.parent / "mqtt.md"  # the contract for followers carries the same table
 
 
-def table_after(heading: str) -> list[list[str]]:
-    text = DOC.read_text()
+def table_after(heading: str, doc: Path = DOC) -> list[list[str]]:
+    text = doc.read_text()
     section = text[text.index(heading) :]
     first = section.index("|")
     block = section[first:].split("\n\n", 1)[0]
@@ -19,8 +22,9 @@ def table_after(heading: str) -> list[list[str]]:
     return [[cell.strip().strip("`") for cell in row.strip("|").split("|")] for row in rows]
 
 
-def test_the_command_table_is_the_code_table() -> None:
-    header, *rows = table_after("## What every command does in every state")
+@pytest.mark.parametrize("doc", [DOC, MQTT_DOC], ids=["lifecycle.md", "mqtt.md"])
+def test_the_command_table_is_the_code_table(doc: Path) -> None:
+    header, *rows = table_after("What every command does in every state", doc)
     assert header == ["command", *LIFE_STATES]
     assert [row[0] for row in rows] == list(ACTIONS)
     for row in rows:

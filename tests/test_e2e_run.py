@@ -197,7 +197,7 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def check_contract_fields(msgs: list[Received]) -> None:
-    """The payload fields DESIGN.md promises, as they arrive over MQTT."""
+    """The payload fields docs/mqtt.md promises, as they arrive over MQTT."""
     phase = next(e for e in events(msgs) if e["event"] == "phase_started")
     assert {
         "event",

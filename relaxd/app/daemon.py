@@ -14,6 +14,7 @@ from typing import Protocol
 from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.clock import SystemClock
 from relaxd.adapters.instance_lock import AlreadyRunning, InstanceLock
+from relaxd.adapters.seq_store import FileSeqStore
 from relaxd.adapters.snapshot_store import FileSnapshotStore
 from relaxd.app import systemd
 from relaxd.app.announce import Announcer
@@ -109,6 +110,7 @@ class Daemon:
     def build(self) -> None:
         devices = self._devices if self._devices is not None else build_devices(self.settings, self.calls)
         store = FileSnapshotStore(self.settings.state_dir, self.calls)
+        seq_store = FileSeqStore(self.settings.state_dir, self.calls)
         self.bus = self._bus_factory(self) if self._bus_factory is not None else self._mqtt_bus()
         for room_id, room_cfg in self.settings.rooms.items():
             lights, speaker = devices[room_id]
@@ -129,6 +131,7 @@ class Daemon:
                 self.routines,
                 default_routine=room_cfg.routine,
                 retry_every_s=self.settings.retry_every,
+                seq_store=seq_store,
             )
         self.schedules = self._schedule_runner()
         announcer = Announcer(self.settings, self.topics, self.bus, sorted(self.routines))
@@ -175,16 +178,23 @@ class Daemon:
             # Retained configs of rooms that left the config are found here and removed.
             subscriptions.append(self.topics.ha_config_wildcard)
         return MqttBus(
-            self.settings.mqtt, self.topics, self._handoff, subscriptions, on_connect=self._handoff_connected
+            self.settings.mqtt,
+            self.topics,
+            self._handoff,
+            subscriptions,
+            on_connect=self._handoff_connected,
+            on_request=self._handoff,
         )
 
     # paho's network thread: hand everything to the loop at once, never work here.
 
-    def _handoff(self, topic: str, payload: bytes, retained: bool) -> None:
+    def _handoff(
+        self, topic: str, payload: bytes, retained: bool, reply: Callable[[bytes], None] | None = None
+    ) -> None:
         loop, router = self._loop, self.router
         if loop is not None and router is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: relaxd is stopping
-                loop.call_soon_threadsafe(router.receive, topic, payload, retained)
+                loop.call_soon_threadsafe(router.receive, topic, payload, retained, reply)
 
     def _handoff_connected(self) -> None:
         loop, announcer = self._loop, self.announcer

@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Any
 
-from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, excerpt, iso_utc
+from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, Transaction, excerpt, iso_utc
 from relaxd.core.lifecycle import PUBLIC, LifeState, decide
 from relaxd.core.ports import Clock
 from relaxd.core.room import RestoreOutcome, Room, SnapshotNotSaved
@@ -40,7 +40,7 @@ class SessionCommands(RoomLoop):
     def _begin_restore(self) -> None:
         raise NotImplementedError
 
-    def _enter_phase(self, index: int, transaction: str | None = None) -> None:
+    def _enter_phase(self, index: int, transaction: Transaction = None) -> None:
         raise NotImplementedError
 
     def _session_fields(self, reason: str | None = None, *, ended: bool = False) -> dict[str, Any]:
@@ -89,7 +89,9 @@ class SessionCommands(RoomLoop):
         self._stop_when_started = cmd
 
     def _do_stop(self, cmd: Command) -> None:
-        log.info("room %s: session stopped (by %s)", self.room_id, cmd.source)
+        s = self.session
+        session_id, routine = (s.session_id, s.routine_name) if s else (None, None)
+        log.info("room %s: session %s stopped (%s, by %s)", self.room_id, session_id, routine, cmd.source)
         self._emit("session_stopped", {**self._session_fields(cmd.source, ended=True), "transaction": cmd.transaction})
         self._begin_restore()
 
@@ -117,6 +119,7 @@ class SessionCommands(RoomLoop):
         if not s.is_last_phase:
             self._enter_phase(s.phase_index + 1, cmd.transaction)
             return
+        log.info("room %s: session %s finished (%s, last phase skipped)", self.room_id, s.session_id, s.routine_name)
         self._emit("session_finished", {**self._session_fields("skipped", ended=True), "transaction": cmd.transaction})
         self._begin_restore()
 
@@ -145,7 +148,13 @@ class SessionCommands(RoomLoop):
         session = Session(uuid.uuid4().hex[:12], name, routine, start_mono=now, started_at=self.clock.now())
         self.life = "starting"
         self._stop_when_started = None
-        meta = {"session_id": session.session_id, "routine": name, "started_at": iso_utc(session.started_at)}
+        meta = {
+            "session_id": session.session_id,
+            "routine": name,
+            "started_at": iso_utc(session.started_at),
+            "phase": routine.phases[0].name,
+            "phase_index": 0,
+        }
         self._work = self._spawn(self._start(session, cmd, meta))
 
     async def _start(self, session: Session, cmd: Command, meta: dict[str, Any]) -> None:
@@ -191,6 +200,7 @@ class SessionCommands(RoomLoop):
         if stop is not None or self._stopping:
             # Stopped while the snapshot was taken: nothing in the room changed, nothing to restore.
             reason = "shutdown" if self._stopping or stop is None else stop.source
+            log.info("room %s: session %s stopped while starting (by %s)", self.room_id, session.session_id, reason)
             transaction = stop.transaction if stop is not None else None
             self._emit("session_stopped", {**self._session_fields(reason, ended=True), "transaction": transaction})
             self.life = "restoring"

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from relaxd.core.commands import SessionCommands
-from relaxd.core.events import Command
+from relaxd.core.events import Command, Transaction
 from relaxd.core.lifecycle import PUBLIC, LifeState
-from relaxd.core.ports import Clock, EventBus
-from relaxd.core.reporter import Reporter, phase_fields, session_fields
+from relaxd.core.ports import Clock, EventBus, SeqStore
+from relaxd.core.reporter import Reporter, crashed_fields, phase_fields, session_fields
 from relaxd.core.room import RestoreOutcome, Room
 from relaxd.core.routines import Routine
 from relaxd.core.timeline import Session
@@ -34,6 +34,7 @@ class RoomEngine(SessionCommands):
         *,
         default_routine: str = "classic",
         retry_every_s: float = 10.0,
+        seq_store: SeqStore | None = None,
     ) -> None:
         super().__init__(f"room {room.room_id}", clock)
         self.room = room
@@ -41,7 +42,7 @@ class RoomEngine(SessionCommands):
         self.routines = dict(routines)
         self.selected_routine = default_routine
         self.retry_every_s = retry_every_s
-        self.report_to = Reporter(room.room_id, bus, clock)
+        self.report_to = Reporter(room.room_id, bus, clock, seq_store, self._spawn)
         self.life: LifeState = "idle"
         self.session: Session | None = None
         self.next_session_at: datetime | None = None
@@ -61,7 +62,7 @@ class RoomEngine(SessionCommands):
     def submit(self, command: Command) -> None:
         self._put("command", command)
 
-    def reject(self, reason: str, transaction: str | None = None) -> None:
+    def reject(self, reason: str, transaction: Transaction = None) -> None:
         """Report a command that never became a Command (malformed payload)."""
         self._put("reject", (reason, transaction))
 
@@ -148,6 +149,7 @@ class RoomEngine(SessionCommands):
         if s is not None and self.life == "running" and not self._stopping:
             index = s.due_phase(now)
             if index is not None and index >= len(s.routine.phases):
+                log.info("room %s: session %s finished (%s, completed)", self.room_id, s.session_id, s.routine_name)
                 self._emit("session_finished", self._session_fields(reason="completed", ended=True))
                 self._begin_restore()
                 return
@@ -164,7 +166,7 @@ class RoomEngine(SessionCommands):
 
     # --- phases and restore -------------------------------------------------------------------
 
-    def _enter_phase(self, index: int, transaction: str | None = None) -> None:
+    def _enter_phase(self, index: int, transaction: Transaction = None) -> None:
         s = self.session
         assert s is not None
         s.enter(index, self.clock.monotonic())
@@ -172,7 +174,7 @@ class RoomEngine(SessionCommands):
         # The event and the state first: followers never wait for a bridge busy with other rooms.
         self._emit("phase_started", {**self._phase_fields(), "transaction": transaction})
         self._publish_state()
-        self.room.apply(s.phase)
+        self.room.apply(s.phase, index)
 
     def _begin_restore(self) -> None:
         if self._checking is not None:
@@ -205,7 +207,7 @@ class RoomEngine(SessionCommands):
             self.session, self.life = None, "idle"
             self._restore_backoff_s = self.retry_every_s
         elif outcome.ok:
-            log.info("room %s: room restored", self.room_id)
+            log.info("room %s: room restored (session %s)", self.room_id, base.get("session_id"))
             self._emit("room_restored", {**base, "details": outcome.details})
             self.session, self.life = None, "idle"
             self._restore_backoff_s = self.retry_every_s
@@ -224,11 +226,17 @@ class RoomEngine(SessionCommands):
 
     async def recover(self) -> None:
         """At start-up: restore a room left changed by a daemon that died mid-session."""
+        await self.report_to.resume_seq()
         if await self.room.load_leftover():
             meta = self.room.meta
-            log.warning("room %s: restoring after an unfinished session (%s)", self.room_id, meta.get("session_id"))
-            stopped = {"session_id": meta.get("session_id"), "routine": meta.get("routine"), "reason": "crashed"}
-            self._emit("session_stopped", {k: v for k, v in stopped.items() if isinstance(v, str)})
+            log.warning(
+                "room %s: session %s (%s) ended by a crash in phase %s; restoring the room",
+                self.room_id,
+                meta.get("session_id"),
+                meta.get("routine"),
+                meta.get("phase"),
+            )
+            self._emit("session_stopped", crashed_fields(meta, self.routines))
             self._begin_restore()
             return
         if self.room.leftover_problem:
@@ -256,6 +264,7 @@ class RoomEngine(SessionCommands):
                 self.life = "idle"
                 self._publish_state()
         if self.life in ("running", "paused"):
+            log.info("room %s: session stopped (by shutdown)", self.room_id)
             self._emit("session_stopped", self._session_fields(reason="shutdown", ended=True))
             self._begin_restore()
         while self.life in ("restoring", "restore_pending"):
@@ -267,6 +276,7 @@ class RoomEngine(SessionCommands):
                 await asyncio.gather(self._work, return_exceptions=True)
             await asyncio.sleep(0)
             self._drain()
+        await self.report_to.save_seq()
         return self.life == "idle" and not self.room.has_pending_restore
 
     # --- device checks ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The JSON payloads of room state, events and commands, as in DESIGN.md."""
+"""The JSON payloads of room state, events and commands, as in docs/mqtt.md."""
 
 from __future__ import annotations
 
@@ -32,12 +32,23 @@ Action = Literal["start", "stop", "toggle", "pause", "resume", "skip", "extend"]
 ACTIONS: tuple[str, ...] = ("start", "stop", "toggle", "pause", "resume", "skip", "extend")
 MAX_COMMAND_BYTES = 64 * 1024
 DEFAULT_EXTEND_MINUTES = 5.0
+MAX_TRANSACTION_CHARS = 256
+Transaction = str | int | float | None
 
 
 def excerpt(value: Any, limit: int = 40) -> str:
     """repr(value) cut to about limit characters: what a message may echo of what someone sent."""
     shown = repr(value)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def echoed_transaction(value: Any) -> Transaction:
+    """What a reply echoes of the request's transaction: a string (cut) or a number, with its JSON type."""
+    if isinstance(value, str):
+        return value[:MAX_TRANSACTION_CHARS]
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf"):
+        return value
+    return None
 
 
 def iso_utc(moment: datetime | None) -> str | None:
@@ -67,7 +78,7 @@ class Event(BaseModel):
     phase_ends_at: str | None = None
     session_ends_at: str | None = None
     reason: str | None = None
-    transaction: str | None = None
+    transaction: str | int | float | None = None  # as the command sent it: a string or a number
     device: str | None = None
     schedule_id: str | None = None  # schedule_fired, schedule_missed, and a scheduled session_started
     details: dict[str, Any] | None = None
@@ -107,7 +118,7 @@ class Command(BaseModel):
     action: Action
     routine: str | None = Field(default=None, min_length=1, max_length=64)
     minutes: float | None = Field(default=None, gt=0, le=240)
-    transaction: str | None = Field(default=None, max_length=256)
+    transaction: str | int | float | None = None  # echoed with its JSON type (strings cut at 256)
     source: str = "mqtt"  # who asked: mqtt, trigger, schedule, ha, shutdown
     # Set only by the scheduler (never parsed from a payload): which schedule asked, and the
     # details (scheduled_for, late_s) its schedule_fired or schedule_missed event carries.
@@ -118,7 +129,7 @@ class Command(BaseModel):
 class CommandRejected(Exception):
     """A command that cannot be parsed; `reason` is for the command_rejected event."""
 
-    def __init__(self, reason: str, transaction: str | None = None) -> None:
+    def __init__(self, reason: str, transaction: Transaction = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.transaction = transaction
@@ -144,8 +155,7 @@ def parse_command(payload: bytes, source: str = "mqtt") -> Command:
         raise CommandRejected("payload is not valid JSON") from None
     if not isinstance(data, dict):
         raise CommandRejected("JSON command must be an object with an action")
-    transaction = data.get("transaction")
-    transaction = str(transaction)[:256] if isinstance(transaction, str | int) else None
+    transaction = echoed_transaction(data.get("transaction"))
     if isinstance(data.get("action"), str):
         data["action"] = data["action"].lower()
     for internal in ("schedule_id", "schedule_details"):

@@ -169,4 +169,17 @@ class SnapshotStore(Protocol):
         ...
 
 
+class SeqStore(Protocol):
+    """Where each room's event numbers are kept, so that `seq` keeps increasing across restarts."""
+
+    async def load(self, room: str) -> int | None:
+        """The highest seq the room may have used (0 when the room never had one), or None when
+        the record exists but cannot be read; raises OSError when the state dir cannot be read."""
+        ...
+
+    async def save(self, room: str, seq: int) -> None:
+        """Write atomically and durably; raises OSError."""
+        ...
+
+
 DeviceKind = Literal["lights", "speaker"]

@@ -6,10 +6,9 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from relaxd.core.events import MAX_COMMAND_BYTES, excerpt
+from relaxd.core.events import MAX_COMMAND_BYTES, echoed_transaction, excerpt
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
-MAX_TRANSACTION_CHARS = 256
 MAX_REQUEST_BYTES = MAX_COMMAND_BYTES
 
 
@@ -83,12 +82,3 @@ def parse_request(payload: bytes) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError("request must be a JSON object")
     return loaded
-
-
-def echoed_transaction(value: Any) -> str | int | float | None:
-    """What a reply echoes of the request's transaction: a string (cut) or a number, with its JSON type."""
-    if isinstance(value, str):
-        return value[:MAX_TRANSACTION_CHARS]
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf"):
-        return value
-    return None

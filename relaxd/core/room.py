@@ -21,6 +21,7 @@ from relaxd.core.ports import (
 from relaxd.core.routines import Phase
 
 log = logging.getLogger(__name__)
+_FILE = "snapshot file"  # the scene work's key for a write of the snapshot file (not a device)
 T = TypeVar("T")
 # emit(event_name, fields) -> None: how the room reports device events to its engine (on the loop).
 Emit = Callable[[str, dict[str, Any]], None]
@@ -151,11 +152,27 @@ class Room:
     def _record(self) -> dict[str, Any]:
         return {**self.meta, "devices": self._pending}
 
-    def apply(self, phase: Phase) -> None:
-        """Start the phase's scene on every snapshotted device, replacing what still runs there."""
+    def apply(self, phase: Phase, index: int) -> None:
+        """Start the phase's scene on every snapshotted device, replacing what still runs there; the
+        snapshot file learns the phase, so that a crash can be reported with it."""
         self._phase = phase
         self._needs_apply = set(self._pending)
         self._start_work(sorted(n for n in self._needs_apply if self.online[n]))
+        if (self.meta.get("phase"), self.meta.get("phase_index")) == (phase.name, index):
+            return  # the file says so already (the first phase is in it from the start)
+        self.meta.update(phase=phase.name, phase_index=index)
+        previous = self._work.get(_FILE)
+        self._work[_FILE] = asyncio.create_task(self._note_phase(previous), name=f"{self.room_id} snapshot file")
+
+    async def _note_phase(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)  # one write at a time, the latest last
+        try:
+            await self.store.save(self.room_id, self._record())
+        except OSError as exc:  # the file still holds the snapshot itself: only the phase is older
+            log.warning("room %s: cannot note the phase in the snapshot file: %s", self.room_id, exc)
+        except Exception:  # a bug in the store: said, and the session goes on
+            log.exception("room %s: noting the phase in the snapshot file failed", self.room_id)
 
     def _start_work(self, names: list[str]) -> None:
         for name in names:
@@ -213,7 +230,7 @@ class Room:
         return list(self._work.values())
 
     def _running(self) -> set[str]:
-        return {n for n, t in self._work.items() if not t.done()}
+        return {n for n, t in self._work.items() if not t.done() and n != _FILE}
 
     async def check(self) -> None:
         """Probe every device (health check), so `online` and its events stay true."""

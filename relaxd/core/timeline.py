@@ -30,6 +30,7 @@ class Session:
     offset_s: float = 0.0  # pauses, extends and skips move every later deadline at once
     paused_at: float | None = None
     next_check_in: float | None = None
+    ended_at: datetime | None = None  # when the session really ended (stopped, finished, crashed)
 
     def phase_end(self, index: int) -> float:
         return self.start_mono + sum(p.duration for p in self.routine.phases[: index + 1]) + self.offset_s
@@ -91,8 +92,14 @@ class Session:
     def session_fields(
         self, clock: Clock, *, paused: bool, reason: str | None = None, ended: bool = False
     ) -> dict[str, Any]:
-        # While paused the end is unknown (it moves on resume); once ended, it is now.
-        ends = iso_utc(clock.now()) if ended else (None if paused else iso_utc(wall(clock, self.end)))
+        # While paused the end is unknown (it moves on resume); once ended, it is when it ended,
+        # also in the events of the restore that follows.
+        if ended and self.ended_at is None:
+            self.ended_at = clock.now()
+        if self.ended_at is not None:
+            ends = iso_utc(self.ended_at)
+        else:
+            ends = None if paused else iso_utc(wall(clock, self.end))
         return {
             "session_id": self.session_id,
             "routine": self.routine_name,

@@ -1,0 +1,198 @@
+"""What a follower relies on: seq across restarts, the phase topic, real end times, a crash reported with its phase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from relaxd.adapters.blocking import BlockingCalls
+from relaxd.adapters.seq_store import FileSeqStore
+from relaxd.core.events import parse_command
+from relaxd.core.reporter import SEQ_BLOCK
+from tests.engine_rig import Rig
+from tests.fakes import settle
+
+
+class MemorySeqStore:
+    def __init__(self, stored: int | None = 0) -> None:
+        self.stored = stored
+        self.saves: list[int] = []
+        self.fail = False
+
+    async def load(self, room: str) -> int | None:
+        return self.stored
+
+    async def save(self, room: str, seq: int) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.saves.append(seq)
+        self.stored = seq
+
+
+def with_seq(store: MemorySeqStore) -> Rig:
+    rig = Rig()
+    rig.engine.report_to.seq_store = store
+    return rig
+
+
+async def a_session(rig: Rig) -> None:
+    await rig.send("start")
+    await rig.send("skip")
+    await rig.send("stop")
+    await rig.at(10)
+    await settle()
+
+
+async def test_seq_goes_on_after_a_clean_restart() -> None:
+    store = MemorySeqStore()
+    first = with_seq(store).start()
+    await first.engine.recover()
+    assert store.saves == [SEQ_BLOCK]  # reserved before the first event
+    await a_session(first)
+    last = first.bus.events[-1]["seq"]
+    await first.engine.shutdown()
+    await first.close()
+    assert store.stored == last  # the exact number at a clean stop: no gap
+    second = with_seq(store).start()
+    await second.engine.recover()
+    await a_session(second)
+    assert second.bus.events[0]["seq"] == last + 1
+    await second.close()
+
+
+async def test_seq_goes_on_after_a_crash_without_repeating() -> None:
+    store = MemorySeqStore()
+    first = with_seq(store).start()
+    await first.engine.recover()
+    await a_session(first)
+    last = first.bus.events[-1]["seq"]
+    await first.close()  # no shutdown: as after kill -9, only the reservation is on disk
+    assert store.stored == SEQ_BLOCK > last
+    second = with_seq(store).start()
+    await second.engine.recover()
+    await a_session(second)
+    assert second.bus.events[0]["seq"] > last
+    await second.close()
+
+
+async def test_the_reservation_is_topped_up_before_it_runs_out() -> None:
+    store = MemorySeqStore()
+    rig = with_seq(store).start()
+    await rig.engine.recover()
+    for _ in range(SEQ_BLOCK // 2):
+        rig.engine.reject("junk")
+    await settle(60)
+    assert rig.bus.events[-1]["seq"] == SEQ_BLOCK // 2
+    assert store.saves == [SEQ_BLOCK, 2 * SEQ_BLOCK]  # one write, not one per event
+    await rig.close()
+
+
+async def test_an_unreadable_seq_record_goes_on_from_the_clock_and_a_failing_one_does_not_stop_events() -> None:
+    store = MemorySeqStore(stored=None)
+    rig = with_seq(store).start()
+    store.fail = True
+    await rig.engine.recover()
+    await a_session(rig)
+    since_1970 = int(rig.clock.now().timestamp())
+    assert rig.bus.events[0]["seq"] == since_1970 - 10 + 1  # the clock when recover() ran
+    assert rig.bus.names()[-1] == "room_restored"
+    await rig.close()
+
+
+def test_the_seq_file_round_trips_and_junk_is_unreadable(tmp_path: Path) -> None:
+    files = FileSeqStore(tmp_path, BlockingCalls(1))
+    assert files.load_now("bedroom") == 0
+    files.save_now("bedroom", 12345)
+    assert files.load_now("bedroom") == 12345
+    assert (tmp_path / "seq" / "bedroom").read_text() == "12345\n"
+    for junk in (b"", b"-1", b"12a", b"9" * 100, b"\xff\xfe"):
+        (tmp_path / "seq" / "bedroom").write_bytes(junk)
+        assert files.load_now("bedroom") is None, junk
+
+
+async def test_the_phase_topic_says_the_phase_then_restoring_then_idle() -> None:
+    rig = Rig().start()
+    await rig.send("start")
+    await rig.send("pause")
+    await rig.send("resume")
+    await rig.send("skip")
+    await rig.send("stop")
+    await rig.at(10)
+    await settle()
+    changes = [p for i, p in enumerate(rig.bus.phases) if i == 0 or rig.bus.phases[i - 1] != p]
+    assert changes == ["one", "two", "restoring", "idle"]
+    await rig.close()
+
+
+async def test_a_crash_restore_says_restoring_on_the_phase_topic() -> None:
+    rig = Rig().start()
+    rig.store.data["bedroom"] = {"session_id": "dead", "routine": "test", "devices": {"lights": {"1": {"on": False}}}}
+    await rig.engine.recover()
+    await settle()
+    assert rig.bus.phases == ["restoring", "idle"]
+    await rig.close()
+
+
+async def test_end_events_and_the_restore_carry_when_the_session_really_ended() -> None:
+    rig = Rig().start()
+    await rig.send("start")
+    await rig.at(30)
+    await rig.send("stop")
+    await rig.at(40)  # the restore fade (5 s) is over
+    await settle()
+    stopped, restored = rig.bus.of("session_stopped")[0], rig.bus.of("room_restored")[0]
+    assert stopped["session_ends_at"] == "2026-11-23T20:00:30.000Z"  # not the planned 20:03:30
+    assert restored["session_ends_at"] == stopped["session_ends_at"]
+    await rig.close()
+
+
+@pytest.mark.parametrize(
+    ("kept", "expected"),
+    [
+        ({"phase": "two", "phase_index": 1}, {"phase": "two", "phase_index": 1, "phase_count": 3}),
+        ({"phase": 5, "phase_index": "1"}, {"phase_count": 3}),  # a damaged file: wrong kinds left out
+        ({"phase_index": True}, {"phase_count": 3}),
+    ],
+)
+async def test_a_crash_is_reported_with_the_phase_the_snapshot_file_kept(
+    kept: dict[str, object], expected: dict[str, object]
+) -> None:
+    rig = Rig().start()
+    record = {"session_id": "dead", "routine": "test", **kept, "devices": {"lights": {"1": {"on": False}}}}
+    rig.store.data["bedroom"] = record
+    await rig.engine.recover()
+    await settle()
+    stopped = rig.bus.of("session_stopped")[0]
+    fields = {k: stopped[k] for k in ("phase", "phase_index", "phase_count") if k in stopped}
+    assert stopped["reason"] == "crashed" and stopped["session_id"] == "dead" and fields == expected
+    await rig.close()
+
+
+async def test_the_snapshot_file_learns_each_phase_but_not_the_first_twice() -> None:
+    rig = Rig().start()
+    await rig.send("start")
+    saves = rig.store.saves
+    assert rig.store.data["bedroom"]["phase"] == "one" and rig.store.data["bedroom"]["phase_index"] == 0
+    await rig.send("skip")
+    assert rig.store.saves == saves + 1
+    assert rig.store.data["bedroom"]["phase"] == "two" and rig.store.data["bedroom"]["phase_index"] == 1
+    await rig.close()
+
+
+@pytest.mark.parametrize(
+    ("sent", "echoed"),
+    [(42, 42), (1.5, 1.5), ("t1", "t1"), ("x" * 300, "x" * 256), (True, None), ([1], None), (None, None)],
+)
+async def test_a_command_s_transaction_comes_back_with_its_json_type(sent: object, echoed: object) -> None:
+    rig = Rig().start()
+    payload = json.dumps({"action": "pause", "transaction": sent}).encode()
+    rig.engine.submit(parse_command(payload))  # pause while idle: rejected, and answered
+    await rig.send("start", transaction=sent if not isinstance(sent, list | bool) else None)
+    await settle()
+    rejected, started = rig.bus.of("command_rejected")[0], rig.bus.of("session_started")[0]
+    assert rejected.get("transaction", None) == echoed and type(rejected.get("transaction")) is type(echoed)
+    if isinstance(sent, int | float | str) and not isinstance(sent, bool):
+        assert started["transaction"] == sent and type(started["transaction"]) is type(sent)
+    await rig.close()

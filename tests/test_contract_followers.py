@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
 
 from relaxd.adapters.blocking import BlockingCalls
-from relaxd.adapters.seq_store import FileSeqStore
+from relaxd.adapters.room_records import FileRoomRecords
 from relaxd.core.events import parse_command
 from relaxd.core.reporter import SEQ_BLOCK
 from tests.engine_rig import Rig
@@ -20,6 +22,7 @@ class MemorySeqStore:
         self.stored = stored
         self.saves: list[int] = []
         self.fail = False
+        self.choices: dict[str, str] = {}
 
     async def load(self, room: str) -> int | None:
         return self.stored
@@ -30,10 +33,18 @@ class MemorySeqStore:
         self.saves.append(seq)
         self.stored = seq
 
+    async def load_choice(self, room: str) -> str | None:
+        return self.choices.get(room)
+
+    async def save_choice(self, room: str, routine: str) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.choices[room] = routine
+
 
 def with_seq(store: MemorySeqStore) -> Rig:
     rig = Rig()
-    rig.engine.report_to.seq_store = store
+    rig.engine.report_to.seq_store = rig.engine.records = store
     return rig
 
 
@@ -102,14 +113,14 @@ async def test_an_unreadable_seq_record_goes_on_from_the_clock_and_a_failing_one
 
 
 def test_the_seq_file_round_trips_and_junk_is_unreadable(tmp_path: Path) -> None:
-    files = FileSeqStore(tmp_path, BlockingCalls(1))
-    assert files.load_now("bedroom") == 0
-    files.save_now("bedroom", 12345)
-    assert files.load_now("bedroom") == 12345
+    files = FileRoomRecords(tmp_path, BlockingCalls(1))
+    assert files.load_seq_now("bedroom") == 0
+    files.write_now("seq", "bedroom", "12345")
+    assert files.load_seq_now("bedroom") == 12345
     assert (tmp_path / "seq" / "bedroom").read_text() == "12345\n"
     for junk in (b"", b"-1", b"12a", b"9" * 100, b"\xff\xfe"):
         (tmp_path / "seq" / "bedroom").write_bytes(junk)
-        assert files.load_now("bedroom") is None, junk
+        assert files.load_seq_now("bedroom") is None, junk
 
 
 async def test_the_phase_topic_says_the_phase_then_restoring_then_idle() -> None:
@@ -196,3 +207,63 @@ async def test_a_command_s_transaction_comes_back_with_its_json_type(sent: objec
     if isinstance(sent, int | float | str) and not isinstance(sent, bool):
         assert started["transaction"] == sent and type(started["transaction"]) is type(sent)
     await rig.close()
+
+
+async def test_the_log_tells_the_session_s_story_one_info_line_per_step(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="relaxd.core")
+    rig = Rig().start()
+    await rig.send("start")
+    await rig.send("skip")
+    await rig.send("stop")
+    await rig.at(10)
+    await settle()
+    await rig.send("start")
+    await rig.at(10 + 60 + 120 + 30 + 1)  # every phase runs out
+    await settle()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("relaxd.core") and r.levelno == logging.INFO]
+    story = [re.sub(r"[0-9a-f]{12}", "<id>", line) for line in lines]
+    assert story == [
+        "room bedroom: session <id> started (test, by mqtt)",
+        "room bedroom: phase one (1/3)",
+        "room bedroom: phase two (2/3)",
+        "room bedroom: session <id> stopped (test, by mqtt)",
+        "room bedroom: room restored (session <id>)",
+        "room bedroom: session <id> started (test, by mqtt)",
+        "room bedroom: phase one (1/3)",
+        "room bedroom: phase two (2/3)",
+        "room bedroom: phase three (3/3)",
+        "room bedroom: session <id> finished (test, completed)",
+        "room bedroom: room restored (session <id>)",
+    ]
+    await rig.close()
+
+
+async def test_the_routine_chosen_for_the_next_start_survives_a_restart() -> None:
+    store = MemorySeqStore()
+    first = with_seq(store).start()
+    await first.engine.recover()
+    first.engine.select_routine("quick")
+    await settle()
+    assert store.choices == {"bedroom": "quick"} and first.state == "idle"
+    assert first.engine.status()["routine"] == "quick"
+    await first.close()
+    second = with_seq(store).start()
+    await second.engine.recover()
+    assert second.engine.status()["routine"] == "quick"
+    await second.send("start")
+    assert second.bus.of("session_started")[0]["routine"] == "quick"
+    await second.close()
+    store.choices["bedroom"] = "gone"  # a routine removed from the config since: the room's default
+    third = with_seq(store).start()
+    await third.engine.recover()
+    assert third.engine.status()["routine"] == "test"
+    await third.close()
+
+
+def test_a_routine_record_round_trips_and_junk_is_none(tmp_path: Path) -> None:
+    files = FileRoomRecords(tmp_path, BlockingCalls(1))
+    assert files.read_now("routine", "bedroom") is None
+    files.write_now("routine", "bedroom", "classic")
+    assert files.read_now("routine", "bedroom") == "classic"
+    (tmp_path / "routine" / "bedroom").write_bytes(b"x" * 1000)
+    assert files.read_now("routine", "bedroom") is None

@@ -14,7 +14,7 @@ from typing import Protocol
 from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.clock import SystemClock
 from relaxd.adapters.instance_lock import AlreadyRunning, InstanceLock
-from relaxd.adapters.seq_store import FileSeqStore
+from relaxd.adapters.room_records import FileRoomRecords
 from relaxd.adapters.snapshot_store import FileSnapshotStore
 from relaxd.app import systemd
 from relaxd.app.announce import Announcer
@@ -110,7 +110,7 @@ class Daemon:
     def build(self) -> None:
         devices = self._devices if self._devices is not None else build_devices(self.settings, self.calls)
         store = FileSnapshotStore(self.settings.state_dir, self.calls)
-        seq_store = FileSeqStore(self.settings.state_dir, self.calls)
+        records = FileRoomRecords(self.settings.state_dir, self.calls)
         self.bus = self._bus_factory(self) if self._bus_factory is not None else self._mqtt_bus()
         for room_id, room_cfg in self.settings.rooms.items():
             lights, speaker = devices[room_id]
@@ -131,7 +131,7 @@ class Daemon:
                 self.routines,
                 default_routine=room_cfg.routine,
                 retry_every_s=self.settings.retry_every,
-                seq_store=seq_store,
+                seq_store=records,
             )
         self.schedules = self._schedule_runner()
         announcer = Announcer(self.settings, self.topics, self.bus, sorted(self.routines))

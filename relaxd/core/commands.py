@@ -8,7 +8,7 @@ from typing import Any
 
 from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, Transaction, excerpt, iso_utc
 from relaxd.core.lifecycle import PUBLIC, LifeState, decide
-from relaxd.core.ports import Clock
+from relaxd.core.ports import Clock, SeqStore
 from relaxd.core.room import RestoreOutcome, Room, SnapshotNotSaved
 from relaxd.core.room_loop import RoomLoop
 from relaxd.core.timeline import Session
@@ -30,6 +30,7 @@ class SessionCommands(RoomLoop):
     _stopping: bool
     _next_restore: float | None
     _stop_when_started: Command | None
+    records: SeqStore | None
 
     def _emit(self, name: str, fields: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -133,8 +134,16 @@ class SessionCommands(RoomLoop):
         if name not in self.routines:
             self._reject(None, f"unknown routine {excerpt(name)}; known: {', '.join(sorted(self.routines))}")
             return
+        if name != self.selected_routine and self.records is not None:
+            self._spawn(self._save_choice(self.records, name))
         self.selected_routine = name
         self._publish_state()
+
+    async def _save_choice(self, records: SeqStore, name: str) -> None:
+        try:
+            await records.save_choice(self.room_id, name)
+        except OSError as exc:  # the choice holds until relaxd restarts
+            log.error("room %s: cannot keep the routine choice in the state directory: %s", self.room_id, exc)
 
     # --- starting: the snapshot first, then the session -----------------------------------------
 

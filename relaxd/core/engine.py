@@ -42,6 +42,7 @@ class RoomEngine(SessionCommands):
         self.routines = dict(routines)
         self.selected_routine = default_routine
         self.retry_every_s = retry_every_s
+        self.records = seq_store
         self.report_to = Reporter(room.room_id, bus, clock, seq_store, self._spawn)
         self.life: LifeState = "idle"
         self.session: Session | None = None
@@ -227,6 +228,7 @@ class RoomEngine(SessionCommands):
     async def recover(self) -> None:
         """At start-up: restore a room left changed by a daemon that died mid-session."""
         await self.report_to.resume_seq()
+        await self._load_choice()
         if await self.room.load_leftover():
             meta = self.room.meta
             log.warning(
@@ -244,6 +246,18 @@ class RoomEngine(SessionCommands):
             reason = f"{self.room.leftover_problem}; the room could not be restored automatically"
             self._emit("restore_failed", {"reason": reason})
         self._publish_state()
+
+    async def _load_choice(self) -> None:
+        """The routine chosen over MQTT before a restart is the next start's again (if it still exists)."""
+        if self.records is None:
+            return
+        try:
+            name = await self.records.load_choice(self.room_id)
+        except OSError as exc:
+            log.error("room %s: cannot read the routine choice: %s", self.room_id, exc)
+            return
+        if name in self.routines:
+            self.selected_routine = name
 
     async def shutdown(self, retry_every_s: float = 1.0) -> bool:
         """No phase starts any more; the session is stopped and the room restored, retried every

@@ -170,7 +170,8 @@ class SnapshotStore(Protocol):
 
 
 class SeqStore(Protocol):
-    """Where each room's event numbers are kept, so that `seq` keeps increasing across restarts."""
+    """Where each room's event numbers are kept, so that `seq` keeps increasing across restarts, and
+    the routine chosen for its next start, so that the choice survives a restart."""
 
     async def load(self, room: str) -> int | None:
         """The highest seq the room may have used (0 when the room never had one), or None when
@@ -178,6 +179,14 @@ class SeqStore(Protocol):
         ...
 
     async def save(self, room: str, seq: int) -> None:
+        """Write atomically and durably; raises OSError."""
+        ...
+
+    async def load_choice(self, room: str) -> str | None:
+        """The routine chosen for the room's next start, or None; raises OSError."""
+        ...
+
+    async def save_choice(self, room: str, routine: str) -> None:
         """Write atomically and durably; raises OSError."""
         ...
 

@@ -267,3 +267,20 @@ def test_a_routine_record_round_trips_and_junk_is_none(tmp_path: Path) -> None:
     assert files.read_now("routine", "bedroom") == "classic"
     (tmp_path / "routine" / "bedroom").write_bytes(b"x" * 1000)
     assert files.read_now("routine", "bedroom") is None
+
+
+async def test_a_stop_while_a_failed_restore_waits_is_answered_by_the_next_restore_s_outcome() -> None:
+    rig = Rig().start()
+    await rig.send("start")
+    rig.lights.fail = True
+    await rig.send("stop", transaction="t-first")
+    await rig.at(5)
+    assert rig.state == "restoring" and rig.bus.names()[-1] == "restore_failed"
+    assert "transaction" not in rig.bus.of("restore_failed")[0]  # the stop's answer was session_stopped
+    await rig.send("stop", transaction=7)  # while the restore waits for its next try: try now
+    assert len(rig.bus.of("restore_failed")) == 2 and rig.bus.of("restore_failed")[1]["transaction"] == 7
+    rig.lights.fail = False
+    await rig.send("toggle", transaction="t-again")
+    restored = rig.bus.of("room_restored")[0]
+    assert restored["transaction"] == "t-again" and rig.state == "idle"
+    await rig.close()

@@ -31,6 +31,7 @@ class SessionCommands(RoomLoop):
     _next_restore: float | None
     _stop_when_started: Command | None
     records: SeqStore | None
+    _restore_answers: Transaction
 
     def _emit(self, name: str, fields: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -97,6 +98,8 @@ class SessionCommands(RoomLoop):
         self._begin_restore()
 
     def _do_retry_restore(self, cmd: Command) -> None:
+        # Answered by the outcome of this restore (room_restored or restore_failed), which echoes it.
+        self._restore_answers = cmd.transaction
         self._begin_restore()
 
     def _do_pause(self, cmd: Command) -> None:

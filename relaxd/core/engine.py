@@ -56,6 +56,7 @@ class RoomEngine(SessionCommands):
         self._restore_backoff_s = retry_every_s
         self._stopping = False
         self._restoring_id: str | None = None  # the session whose room is being given back
+        self._restore_answers: Transaction = None  # a stop that asked for this restore attempt
         room.on_event = self._device_event
 
     # --- inputs (on the event loop, from anywhere) -----------------------------------------------
@@ -198,6 +199,7 @@ class RoomEngine(SessionCommands):
     def _restored(self, outcome: RestoreOutcome) -> None:
         self._work = None
         base = self._session_fields() if self.session else {"session_id": self._restoring_id}
+        base["transaction"], self._restore_answers = self._restore_answers, None
         if outcome.ok and outcome.unusable:
             reason = "; ".join(f"{d}: {e}" for d, e in sorted(outcome.unusable.items()))
             where = f" (kept in {outcome.set_aside})" if outcome.set_aside else ""

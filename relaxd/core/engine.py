@@ -198,7 +198,7 @@ class RoomEngine(SessionCommands):
 
     def _restored(self, outcome: RestoreOutcome) -> None:
         self._work = None
-        base = self._session_fields() if self.session else {"session_id": self._restoring_id}
+        base: dict[str, Any] = self._session_fields() if self.session else {"session_id": self._restoring_id}
         base["transaction"], self._restore_answers = self._restore_answers, None
         if outcome.ok and outcome.unusable:
             reason = "; ".join(f"{d}: {e}" for d, e in sorted(outcome.unusable.items()))

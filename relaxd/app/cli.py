@@ -1,4 +1,4 @@
-"""The `relaxd` command line: run, demo, check-config, start/stop/status, schedule, hue pair, routines, sim."""
+"""The `relaxd` command line: run, demo, check-config, the room commands, status, schedule, hue pair, routines, sim."""
 
 from __future__ import annotations
 
@@ -118,17 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("check-config", help="validate the config and print it resolved")).set_defaults(
         func=cmd_check_config
     )
-    for name, helptext in (("start", "start a session in ROOM"), ("stop", "stop the session in ROOM")):
-        p = with_config(sub.add_parser(name, help=helptext))
-        p.add_argument("room")
-        if name == "start":
-            p.add_argument("--routine", help="routine to run (default: the room's)")
-        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon")
-        p.set_defaults(func=cmd_remote)
-    status = with_config(sub.add_parser("status", help="show the state of every room, or of ROOM"))
-    status.add_argument("room", nargs="?")
-    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon")
-    status.set_defaults(func=cmd_remote)
+    _room_parsers(sub, with_config)
     _schedule_parser(sub, with_config)
     hue = sub.add_parser("hue", help="Hue bridge helpers")
     hue_sub = hue.add_subparsers(dest="hue_command", required=True, metavar="COMMAND")
@@ -150,6 +140,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=cmd_sim)
     return parser
+
+
+# name -> (help, description): what the command asks the daemon, and the event that answers it.
+ROOM_COMMANDS = {
+    "start": ("start a session in ROOM", "Start a session; prints the routine and when it ends."),
+    "stop": ("stop the session in ROOM", "Stop the session; the room is restored as it was before."),
+    "pause": ("pause the session in ROOM", "Pause the session: the timeline holds until `relaxd resume`."),
+    "resume": ("resume the paused session in ROOM", "Resume a paused session where it was."),
+    "skip": ("go on to the next phase in ROOM", "End the current phase now (after the last one: finish and restore)."),
+    "extend": ("make the session in ROOM longer", "Make the session longer by --minutes (running or paused)."),
+}
+ANSWER_NOTE = (
+    "Waits for the daemon's answer (the event with this command's transaction) and prints one line; "
+    "exit 0 when done, 1 when the daemon rejects it, is offline, or does not answer within --timeout."
+)
+
+
+def _room_id(text: str) -> str:
+    from relaxd.core.config import ROOM_ID_RE
+
+    if not ROOM_ID_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is no room id (lowercase letters, digits and _, up to 32)")
+    return text
+
+
+def _extend_minutes(text: str) -> float:
+    from pydantic import ValidationError
+
+    from relaxd.core.events import Command
+
+    try:
+        minutes = float(text)
+        Command(action="extend", minutes=minutes)  # the daemon's own bounds
+    except (ValueError, ValidationError):
+        raise argparse.ArgumentTypeError(f"{text!r}: minutes must be a number above 0 and at most 240") from None
+    return minutes
+
+
+def _room_parsers(sub: Any, with_config: Any) -> None:
+    from relaxd.core.events import DEFAULT_EXTEND_MINUTES
+
+    for name, (helptext, description) in ROOM_COMMANDS.items():
+        p = with_config(sub.add_parser(name, help=helptext, description=f"{description} {ANSWER_NOTE}"))
+        p.add_argument("room", metavar="ROOM", type=_room_id, help="the room id, as in the config")
+        if name == "start":
+            p.add_argument("--routine", help="routine to run (default: the room's)")
+        if name == "extend":
+            p.add_argument(
+                "--minutes",
+                type=_extend_minutes,
+                default=DEFAULT_EXTEND_MINUTES,
+                help=f"how many minutes longer (default {DEFAULT_EXTEND_MINUTES:g}, as a plain `extend`)",
+            )
+        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon (default 10)")
+        p.set_defaults(func=cmd_remote)
+    status = with_config(
+        sub.add_parser(
+            "status",
+            help="show the state of every room, or of ROOM",
+            description="A table of every room (or ROOM): state, routine, phase, when the phase and the session "
+            "end, the next scheduled session and the devices, in the configured time zone. When relaxd is "
+            "offline it says so at once, shows the rooms' last retained state and exits 1.",
+        )
+    )
+    status.add_argument("room", metavar="ROOM", nargs="?", type=_room_id, help="only this room")
+    status.add_argument("--json", action="store_true", help="print the daemon's answer as JSON (for scripts)")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the daemon (default 10)")
+    status.set_defaults(func=cmd_remote)
 
 
 def _schedule_parser(sub: Any, with_config: Any) -> None:

@@ -45,6 +45,7 @@ def test_retained_junk_is_not_answered_at_any_connect(rig: Rig) -> None:
         msgs = mqtt.snapshot()
     ghost = [m for m in msgs if m.topic.startswith("relaxd/ghost") and m.topic.endswith("/event")]
     assert ghost == []
+    assert [m for m in msgs if m.topic == "relaxd/event"] == []  # nor on the daemon's own event topic
     assert [m for m in msgs if m.topic.startswith("relaxd/response/")] == []
     assert event_names(msgs) == []
     assert rig.stop_daemon() == 0

@@ -1,24 +1,37 @@
-"""The MQTT event bus: paho-mqtt 2.x with reconnects, last will and republished retained state."""
+"""The MQTT event bus: paho-mqtt 2.x (MQTT 5 or 3.1.1) with reconnects, last will and republished retained state."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from relaxd.adapters.mqtt_setup import set_credentials, set_tls, unreachable_reason, valid_filter
+from relaxd.adapters.mqtt_outbox import Outbox, to_json, wait_acknowledged
+from relaxd.adapters.mqtt_protocol import (
+    ProtocolChoice,
+    connect_async,
+    describe,
+    hand_over,
+    new_client,
+    reply_properties,
+    response_target,
+    subscriptions,
+)
+from relaxd.adapters.mqtt_setup import log_unreachable, set_tls, valid_filter
 from relaxd.core.config import MqttConfig
 from relaxd.core.topics import Topics
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, bool], None]
+# A message that names an MQTT 5 response topic, with the one way to answer it there.
+RequestHandler = Callable[[str, bytes, bool, Callable[[bytes], None]], None]
 
 
 class MqttBus:
@@ -28,6 +41,10 @@ class MqttBus:
     republished on every (re)connect; events and other QoS 1 messages wait in paho's queue and are
     sent after the reconnect, or dropped with a warning once max_queued of them wait. (paho's own
     max_queued_messages cannot change on a live connection and would also cut the republish burst.)
+    A room's phase is sent only when it changed (and on every reconnect), its state every time.
+    With MQTT 5 (mqtt.protocol `5`, or `auto` until the broker refuses 5) subscriptions are
+    retain-as-published, so on_message's retained flag is true for live retained messages too, and a
+    message with a response topic goes to on_request, if given, with a function that answers there.
     """
 
     def __init__(
@@ -38,10 +55,12 @@ class MqttBus:
         subscriptions: Sequence[str] = (),
         on_connect: Callable[[], None] | None = None,
         *,
+        on_request: RequestHandler | None = None,
         max_queued: int = 1000,
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 30,
         stop_timeout_s: float = 2.0,
+        connack_timeout_s: float = 5.0,
     ) -> None:
         for topic_filter in subscriptions:
             if not valid_filter(topic_filter):
@@ -51,38 +70,41 @@ class MqttBus:
         self.client_id = config.client_id or f"relaxd-{config.base_topic}"
         self.max_queued = max_queued
         self.stop_timeout_s = stop_timeout_s
+        self.connack_timeout_s = connack_timeout_s
         self._handler = on_message
+        self._on_request = on_request
         self._on_connect_cb = on_connect
         self._subscriptions: list[str] = list(dict.fromkeys(subscriptions))
-        # Guards _retained, _subscriptions and _connected against the paho thread's on_connect,
+        # Guards _outbox, _subscriptions, _client and _connected against the paho thread's on_connect,
         # so that nothing is published between the republish and the flag going up.
         self._lock = threading.RLock()
-        self._retained: dict[str, bytes] = {}
         self._connected = False
         self._connected_event = threading.Event()
         self._started = False
         self._stopping = False
         self._outage_logged = False
-        self._queued_offline = 0
+        self._outbox = Outbox(topics, max_queued)
+        self._reconnect_s = (reconnect_min_s, reconnect_max_s)
+        self._protocol = ProtocolChoice(config)
+        self._client = self._new_client()
 
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+    def _new_client(self) -> mqtt.Client:
+        client = new_client(
+            self.config, self.client_id, self.topics, v5=self._protocol.v5, reconnect_s=self._reconnect_s
         )
-        self._client.enable_logger(logging.getLogger(f"{__name__}.paho"))
-        self._client.will_set(topics.status, "offline", qos=1, retain=True)
-        set_credentials(self._client, config)
-        self._client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_message = self._on_message
+        client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
+        client.on_connect_fail, client.on_message = self._on_connect_fail, self._on_message
+        client.on_socket_open = self._on_socket_open
+        return client
 
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def protocol(self) -> str:
+        """The MQTT version spoken now (or tried next): `5` or `3.1.1`."""
+        return "5" if self._protocol.v5 else "3.1.1"
 
     def wait_connected(self, timeout_s: float) -> bool:
         """Block until connected (for tools and tests; the daemon never waits for the broker)."""
@@ -96,22 +118,11 @@ class MqttBus:
         with self._lock:
             if self._started:
                 return
-            tls = self.config.tls
             set_tls(self._client, self.config)
-            log.info(
-                "MQTT connecting to %s:%d as %s%s%s",
-                self.config.host,
-                self.config.port,
-                self.client_id,
-                " over TLS" if tls is not None else "",
-                " with a user name" if self.config.username else "",
-            )
-            self._client.connect_async(self.config.host, self.config.port, keepalive=self._keepalive())
+            log.info("MQTT connecting to %s", describe(self.config, self.client_id))
+            connect_async(self._client, self.config, v5=self._protocol.v5)
             self._client.loop_start()
             self._started = True
-
-    def _keepalive(self) -> int:
-        return max(0, round(float(self.config.keepalive)))
 
     def stop(self) -> None:
         """Publish `offline` (waiting briefly for the broker's ack), disconnect, stop the loop."""
@@ -121,12 +132,7 @@ class MqttBus:
             self._stopping = True
             info = self._send(self.topics.status, b"offline", retain=True) if self._connected else None
         if info is not None:
-            try:
-                info.wait_for_publish(self.stop_timeout_s)
-            except (ValueError, RuntimeError) as exc:
-                log.warning("MQTT could not publish offline on shutdown: %s", exc)
-            if not info.is_published():
-                log.warning("MQTT broker did not acknowledge offline within %.1fs", self.stop_timeout_s)
+            wait_acknowledged(info, "offline", self.stop_timeout_s)
         # paho 2.2's loop thread may log "Client is not connected" once when the broker closes the
         # socket before the thread notices our DISCONNECT; after a deliberate stop that is noise.
         self._client.disable_logger()
@@ -137,28 +143,22 @@ class MqttBus:
         log.info("MQTT stopped")
 
     def publish_state(self, room: str, state: dict[str, Any], phase: str) -> None:
-        try:
-            body = json.dumps(state, separators=(",", ":")).encode()
-        except (TypeError, ValueError):
-            log.exception("MQTT state of room %s is not JSON-able; not published", room)
+        body = to_json(state, "state", room)
+        if body is None:
             return
-        pairs = ((self.topics.state(room), body), (self.topics.phase(room), phase.encode()))
         with self._lock:
-            for topic, payload in pairs:
-                self._retained[topic] = payload
+            now = self._outbox.keep_state(room, body, phase.encode())
             if not self._connected:
                 # Not queued in paho: the reconnect republishes the latest, stale states would only
                 # take queue room from events.
                 log.debug("MQTT broker away; state of room %s will be republished on reconnect", room)
                 return
-            for topic, payload in pairs:
+            for topic, payload in now:
                 self._send(topic, payload, retain=True)
 
     def publish_event(self, room: str, event: dict[str, Any]) -> None:
-        try:
-            body = json.dumps(event, separators=(",", ":")).encode()
-        except (TypeError, ValueError):
-            log.exception("MQTT event for room %s is not JSON-able; not published", room)
+        body = to_json(event, "event", room)
+        if body is None:
             return
         with self._lock:
             self._send(self.topics.event(room), body, retain=False)
@@ -178,7 +178,7 @@ class MqttBus:
                 return
             self._subscriptions.append(topic_filter)
             if self._connected:
-                self._client.subscribe(topic_filter, qos=1)
+                self._client.subscribe(subscriptions([topic_filter], v5=self._protocol.v5))
 
     def unsubscribe(self, topic_filter: str) -> None:
         with self._lock:
@@ -188,107 +188,118 @@ class MqttBus:
             if self._connected:
                 self._client.unsubscribe(topic_filter)
 
-    def _send(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> mqtt.MQTTMessageInfo | None:
-        offline = not self._connected
-        if offline and qos > 0:
-            if self._queued_offline >= self.max_queued:
-                log.warning(
-                    "MQTT queue full (%d messages wait for the broker); dropped a message on %s", self.max_queued, topic
-                )
-                return None
-            self._queued_offline += 1
-        try:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        except Exception:
-            log.exception("MQTT publish on %s failed", topic)
-            return None
-        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:
-            log.warning("MQTT broker away; dropped a QoS 0 message on %s", topic)
-            return None
-        if offline:
-            log.debug("MQTT broker away; message on %s queued until reconnect", topic)
-        return info
+    def _reply(self, topic: str, correlation: bytes | None, body: bytes) -> None:
+        """The answer to an MQTT 5 request, on its response topic with its correlation data."""
+        with self._lock:
+            self._send(topic, body, retain=False, properties=reply_properties(correlation))
+
+    def _send(
+        self, topic: str, payload: bytes, *, retain: bool, qos: int = 1, properties: Properties | None = None
+    ) -> mqtt.MQTTMessageInfo | None:
+        properties = properties if self._protocol.v5 else None
+        return self._outbox.send(
+            self._client, topic, payload, connected=self._connected, retain=retain, qos=qos, properties=properties
+        )
 
     # paho callbacks, on paho's network thread. An exception escaping them would end that thread.
+    # A client left behind by the fallback to 3.1.1 may still call one: it is not listened to.
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, properties: Any
     ) -> None:
-        if self._stopping:
+        if self._stopping or client is not self._client:
             return
-        if reason.is_failure:
+        verdict = self._protocol.answered(reason)
+        if verdict == "refused":
             log.warning("MQTT broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason)
+        elif verdict == "fall_back":
+            self._start_fallback()
+        if verdict != "connected":
             return
         self._outage_logged = False
         with self._lock:
             try:
-                self._republish(client)
+                self._outbox.republish(client, self._subscriptions, v5=self._protocol.v5)
             except Exception:
                 log.exception("MQTT republish after connect failed")
             finally:
                 self._connected = True
                 self._connected_event.set()
-        log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
+        log.info("MQTT connected to %s:%d with MQTT %s", self.config.host, self.config.port, self.protocol)
         if self._on_connect_cb is not None:
             try:
                 self._on_connect_cb()
             except Exception:
                 log.exception("MQTT on_connect handler failed")
 
-    def _republish(self, client: mqtt.Client) -> None:
-        # paho would resend its unacknowledged messages only after this callback, i.e. after the
-        # fresh state below, so a stale state could win; take them over to control the order.
-        pending = client.drop_out_messages()
-        self._queued_offline = 0
-        # Subscribe before announcing `online`: the broker handles one connection's packets in order,
-        # so whoever sees `online` can press a button or send a command and be heard. The rooms'
-        # states go before `online` too, so that nobody sees a dead session as live (after a crash).
-        if self._subscriptions:
-            client.subscribe([(t, 1) for t in self._subscriptions])
-        resent = 0
-        for msg in pending:
-            if msg.retain and msg.topic in self._retained:
-                continue  # superseded by the latest state, republished below
-            client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
-            resent += 1
-        if resent:
-            log.info("MQTT sending %d messages queued while the broker was away", resent)
-        for topic, payload in self._retained.items():
-            client.publish(topic, payload, qos=1, retain=True)
-        client.publish(self.topics.status, b"online", qos=1, retain=True)
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if client is not self._client or not self._protocol.v5:
+            return
+        timer = threading.Timer(self.connack_timeout_s, self._connack_overdue, (client, self._protocol.attempt()))
+        timer.daemon = True
+        timer.start()
+
+    def _connack_overdue(self, client: mqtt.Client, attempt: int) -> None:
+        if not self._stopping and client is self._client and self._protocol.overdue(attempt, self.connack_timeout_s):
+            self._fall_back()  # on the timer's thread: not paho's
+
+    def _start_fallback(self) -> None:
+        # Not on this thread: it is the old client's, and the swap must wait for it to end.
+        threading.Thread(target=self._fall_back, name="relaxd-mqtt-fallback", daemon=True).start()
+
+    def _fall_back(self) -> None:
+        """protocol auto and a broker without MQTT 5: a 3.1.1 client from now on (reconnects too)."""
+        old = self._client
+        old.disconnect()  # ends its reconnect loop at once
+        old.loop_stop()
+        with self._lock:
+            if self._stopping:
+                return
+            self._protocol.fell_back()
+            client = self._new_client()
+            try:
+                set_tls(client, self.config)
+            except (OSError, ValueError):
+                log.exception("MQTT TLS setup for MQTT 3.1.1 failed; relaxd stays offline")
+                return
+            hand_over(old, client)
+            self._client = client
+            connect_async(client, self.config, v5=False)
+            client.loop_start()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any
     ) -> None:
+        if client is not self._client:
+            return
         # No lock here: a publisher holding it may be waiting for a paho mutex this thread holds.
         was_connected = self._connected
         self._connected = False
         self._connected_event.clear()
+        fall_back = self._protocol.closed(was_connected)
         if self._stopping:
             log.info("MQTT disconnected")
         elif was_connected:
             log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.config.host, self.config.port, reason)
+        elif fall_back:
+            self._start_fallback()
         else:
             log.debug("MQTT connect attempt ended: %s", reason)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        if self._outage_logged:
-            log.debug("MQTT broker %s:%d still unreachable", self.config.host, self.config.port)
+        if client is not self._client:
             return
+        log_unreachable(self.config, first=not self._outage_logged)
         self._outage_logged = True
-        # paho does not say why; without a reason a wrong CA looks exactly like a broker that is down.
-        reason = unreachable_reason(self.config)
-        log.warning(
-            "MQTT broker %s:%d unreachable%s; retrying with backoff",
-            self.config.host,
-            self.config.port,
-            f" ({reason})" if reason else "",
-        )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = "?"
         try:
             topic = msg.topic
-            self._handler(topic, bytes(msg.payload), bool(msg.retain))
+            target = response_target(msg) if self._on_request is not None and self._protocol.v5 else None
+            if target is None or self._on_request is None:
+                self._handler(topic, bytes(msg.payload), bool(msg.retain))
+            else:
+                self._on_request(topic, bytes(msg.payload), bool(msg.retain), partial(self._reply, *target))
         except Exception:
             log.exception("MQTT message on %s could not be handled", topic)

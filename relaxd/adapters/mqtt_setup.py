@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 
@@ -9,6 +10,8 @@ import paho.mqtt.client as mqtt
 
 from relaxd.core.config import MqttConfig
 from relaxd.core.topics import filter_problem
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 3.0  # the diagnostic connection made once per outage (see unreachable_reason)
 
@@ -56,3 +59,18 @@ def unreachable_reason(config: MqttConfig) -> str:
                 return ""
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             return f"TLS: {exc}"
+
+
+def log_unreachable(config: MqttConfig, *, first: bool) -> None:
+    """A connection attempt failed: a warning with the reason at the first of an outage, then quietly."""
+    if not first:
+        log.debug("MQTT broker %s:%d still unreachable", config.host, config.port)
+        return
+    # paho does not say why; without a reason a wrong CA looks exactly like a broker that is down.
+    reason = unreachable_reason(config)
+    log.warning(
+        "MQTT broker %s:%d unreachable%s; retrying with backoff",
+        config.host,
+        config.port,
+        f" ({reason})" if reason else "",
+    )

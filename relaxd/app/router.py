@@ -6,10 +6,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from relaxd.core.config import ROOM_ID_RE
 from relaxd.core.engine import RoomEngine
-from relaxd.core.events import MAX_COMMAND_BYTES, Command, CommandRejected, Event, excerpt, iso_utc, parse_command
+from relaxd.core.events import MAX_COMMAND_BYTES, Command, CommandRejected, excerpt, iso_utc, parse_command
 from relaxd.core.ports import Clock, EventBus
 from relaxd.core.requests import Requests
 from relaxd.core.topics import Topics
@@ -18,6 +18,10 @@ from relaxd.core.triggers import TriggerMatcher
 log = logging.getLogger(__name__)
 MAX_QUEUED_REQUESTS = 10_000
 MAX_ROUTINE_BYTES = 256  # a routine name is at most 64 characters
+MAX_ECHOED_TOPIC_CHARS = 120  # of the topic a command came on, in its rejection
+
+# Sends the one reply to a request to where its sender asked (MQTT 5 response topic).
+Reply = Callable[[bytes], None]
 
 
 class Router:
@@ -47,31 +51,34 @@ class Router:
         self.clock = clock
         self.publish_discovery = publish_discovery
         self.remove_discovery = remove_discovery
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(MAX_QUEUED_REQUESTS)
-        self._orphan_seq = 0
+        self._queue: asyncio.Queue[tuple[str, bytes, Reply | None]] = asyncio.Queue(MAX_QUEUED_REQUESTS)
         self._quick: set[asyncio.Task[None]] = set()
 
-    def receive(self, topic: str, payload: bytes, retained: bool) -> None:
+    def receive(self, topic: str, payload: bytes, retained: bool, reply: Reply | None = None) -> None:
+        """One message; reply, if given, is where a request's answer goes instead of `<base>/response/<verb>`."""
         try:
-            self._route(topic, payload, retained)
+            self._route(topic, payload, retained, reply)
         except Exception:  # one bad message must never stop the next one
             log.exception("MQTT message on %s could not be handled", excerpt(topic, 120))
 
-    def _route(self, topic: str, payload: bytes, retained: bool) -> None:
+    def _route(self, topic: str, payload: bytes, retained: bool, reply: Reply | None) -> None:
         room_id = self.topics.room_of_set(topic)
         if room_id is not None:
             if payload:  # an empty payload is a retained command being cleared: nothing to answer
-                self._on_command(room_id, payload, retained)
+                self._on_command(topic, room_id, payload, retained)
             return
         room_id = self.topics.room_of_routine_set(topic)
         if room_id is not None:
-            if room_id in self.engines and not retained and payload:
-                self._on_routine(room_id, payload)
+            if not retained and payload:
+                if room_id in self.engines:
+                    self._on_routine(room_id, payload)
+                else:
+                    self._unknown_room(topic, room_id, None)
             return
         verb = self.topics.verb_of_request(topic)
         if verb is not None:
             if not retained and payload:
-                self._on_request(verb, payload)
+                self._on_request(verb, payload, reply)
             return
         if len(payload) > MAX_COMMAND_BYTES:
             log.warning("MQTT message on %s ignored: %d bytes", excerpt(topic, 80), len(payload))
@@ -97,64 +104,71 @@ class Router:
             return
         engine.select_routine(payload.decode("utf-8", "replace").strip())
 
-    def _on_command(self, room_id: str, payload: bytes, retained: bool) -> None:
+    def _on_command(self, topic: str, room_id: str, payload: bytes, retained: bool) -> None:
         engine = self.engines.get(room_id)
-        if engine is None and retained:
-            return  # a broker's stale command for a room relaxd does not have: nobody to answer
+        if engine is None:
+            if not retained:  # a broker's stale command for a room relaxd does not have: nobody to answer
+                self._unknown_room(topic, room_id, payload)
+            return
         try:
             if retained:
-                # A stale command replayed by the broker must not start anything.
+                # A stale command replayed by the broker (or, with MQTT 5, any retained one) must not
+                # start anything.
                 raise CommandRejected("retained command ignored; publish commands without retain")
             command = parse_command(payload)
-            if engine is None:
-                raise CommandRejected(f"unknown room {room_id!r}", command.transaction)
         except CommandRejected as exc:
-            if engine is not None:
-                engine.reject(exc.reason, exc.transaction)
-            else:
-                self._orphan_rejection(room_id, exc)
+            engine.reject(exc.reason, exc.transaction)
             return
         engine.submit(command)
 
-    def _orphan_rejection(self, room_id: str, exc: CommandRejected) -> None:
-        if not ROOM_ID_RE.match(room_id):
-            log.warning("command for invalid room id ignored: %s", exc.reason)
-            return
-        self._orphan_seq += 1
-        at = iso_utc(self.clock.now()) or ""
-        event = Event(
-            event="command_rejected",
-            room=room_id,
-            at=at,
-            seq=self._orphan_seq,
-            reason=exc.reason,
-            transaction=exc.transaction,
-        )
-        self.bus.publish_event(room_id, event.payload())
+    def _unknown_room(self, topic: str, room_id: str, command: bytes | None) -> None:
+        """Rejected on the daemon's own event topic: a made-up room must not get topics of its own."""
+        transaction: Any = None
+        if command is not None:
+            try:
+                transaction = parse_command(command).transaction
+            except CommandRejected as exc:
+                transaction = exc.transaction
+        shown = topic if len(topic) <= MAX_ECHOED_TOPIC_CHARS else topic[: MAX_ECHOED_TOPIC_CHARS - 3] + "..."
+        event = {
+            "event": "command_rejected",
+            "at": iso_utc(self.clock.now()),
+            "topic": shown,
+            "reason": f"unknown room {excerpt(room_id, 66)}",
+            "transaction": transaction,
+        }
+        log.debug("command on %s rejected: unknown room", excerpt(topic, 80))
+        self.bus.publish(self.topics.daemon_event, json.dumps(event, separators=(",", ":")), retain=False, qos=1)
 
-    def _on_request(self, verb: str, payload: bytes) -> None:
+    def _on_request(self, verb: str, payload: bytes, reply: Reply | None) -> None:
         if self.requests.is_quick(verb):
-            task = asyncio.create_task(self._reply(verb, payload))  # waits on nothing: done at once
+            task = asyncio.create_task(self._answer(verb, payload, reply))  # waits on nothing: done at once
             self._quick.add(task)
             task.add_done_callback(self._quick.discard)
             return
         try:
-            self._queue.put_nowait((verb, payload))
+            self._queue.put_nowait((verb, payload, reply))
         except asyncio.QueueFull:
             log.warning("%d requests wait already; %s dropped", MAX_QUEUED_REQUESTS, excerpt(verb))
-            reply = {"status": "error", "error": "relaxd is busy; try again", "transaction": None}
-            self.bus.publish(self.topics.response(verb), json.dumps(reply), retain=False)
+            busy = {"status": "error", "error": "relaxd is busy; try again", "transaction": None}
+            self._send_reply(verb, busy, reply)
 
     async def serve_requests(self) -> None:
         """The requests task: one at a time, in the order they came."""
         while True:
-            verb, payload = await self._queue.get()
-            await self._reply(verb, payload)
+            verb, payload, reply = await self._queue.get()
+            await self._answer(verb, payload, reply)
 
-    async def _reply(self, verb: str, payload: bytes) -> None:
+    async def _answer(self, verb: str, payload: bytes, reply: Reply | None) -> None:
         try:
-            reply = await self.requests.answer(verb, payload)
+            answer = await self.requests.answer(verb, payload)
         except Exception as exc:  # a bug in a handler still gets its one reply
             log.exception("request %s failed", excerpt(verb))
-            reply = {"status": "error", "error": f"internal error: {type(exc).__name__}", "transaction": None}
-        self.bus.publish(self.topics.response(verb), json.dumps(reply), retain=False)
+            answer = {"status": "error", "error": f"internal error: {type(exc).__name__}", "transaction": None}
+        self._send_reply(verb, answer, reply)
+
+    def _send_reply(self, verb: str, answer: dict[str, Any], reply: Reply | None) -> None:
+        if reply is not None:
+            reply(json.dumps(answer).encode())
+        else:
+            self.bus.publish(self.topics.response(verb), json.dumps(answer), retain=False)

@@ -79,6 +79,16 @@ class MqttConfig(Strict):
         max_length=256,
         description="Home Assistant discovery prefix; null turns discovery off.",
     )
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto",
+        description="MQTT version: 5, 3.1.1, or auto (5, falling back to 3.1.1 if the broker refuses 5).",
+    )
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_text(cls, value: object) -> object:
+        # YAML reads `protocol: 5` as a number.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod

@@ -154,6 +154,36 @@ def test_bad_config_exits_78_with_no_traceback_and_no_secret(tmp_path: Path) -> 
     assert "mqtt-secret-pw" not in result.stderr + result.stdout
 
 
+def test_a_bad_environment_variable_is_blamed_on_the_variable_not_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "colour: red\n")  # the file has a problem of its own too
+    result = run_cli(
+        "check-config",
+        "-c",
+        str(path),
+        env={"RELAXD_MQTT__PORT": "abc", "relaxd_rooms__bedroom__max_volume": "500", "RELAXD_MQTT__PASSWORD": "s3cr3t"},
+    )
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.splitlines()
+    assert (
+        "RELAXD_MQTT__PORT: mqtt.port: Input should be a valid integer, unable to parse string as an integer" in lines
+    )
+    # As the user spelt it (variables are read case-insensitively).
+    assert "relaxd_rooms__bedroom__max_volume: rooms.bedroom.max_volume: Input should be less than or equal to 100" in (
+        lines
+    )
+    assert [line for line in lines if line.startswith(f"{path}: ")] == [f"{path}: colour: unknown key"]
+    assert "s3cr3t" not in result.stderr and "abc" not in result.stderr
+
+
+def test_a_section_variable_that_is_not_json_is_named(tmp_path: Path) -> None:
+    result = run_cli("check-config", "-c", str(write(tmp_path, MINIMAL)), env={"RELAXD_MQTT": "{port: 1"})
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.startswith("RELAXD_MQTT: ") and "must be JSON" in result.stderr, result.stderr
+    json_section = run_cli("check-config", "-c", str(write(tmp_path, MINIMAL)), env={"RELAXD_MQTT": '{"port": "x"}'})
+    assert json_section.returncode == 78
+    assert json_section.stderr.startswith("RELAXD_MQTT: mqtt.port: "), json_section.stderr
+
+
 def test_yaml_error_does_not_echo_the_line_with_the_secret(tmp_path: Path) -> None:
     result = run_cli("check-config", "-c", str(write(tmp_path, "mqtt: {password: 'p4ss\n")))
     assert result.returncode == 78 and "p4ss" not in result.stderr and "line" in result.stderr

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from relaxd.adapters.blocking import BlockingCalls
-from relaxd.adapters.fire_times import check_cron
+from relaxd.adapters.fire_times import ApsFireTimes, check_cron
 from relaxd.adapters.schedule_store import FileScheduleStore
 from relaxd.app.cli import build_parser
 from relaxd.app.remote import _schedule_body
@@ -20,10 +21,11 @@ from relaxd.core.configfile import ConfigError, load_settings
 from relaxd.core.discovery import room_entities
 from relaxd.core.events import Command, CommandRejected, parse_command
 from relaxd.core.schedule_config import ScheduleConfig
+from relaxd.core.schedule_set import ScheduleSet
 from relaxd.core.schedules import Schedule, ScheduleBook, config_ids, describe
 from relaxd.core.topics import Topics
 from tests.engine_rig import Rig
-from tests.fakes import settle
+from tests.fakes import FakeClock, settle
 
 MINIMAL = """
 hue: {host: 127.0.0.1:8080, username: "hue-secret-user"}
@@ -77,6 +79,8 @@ def test_check_config_and_run_exit_78_on_a_bad_cron_line(tmp_path: Path, command
         ),
         ("{room: bedroom, every: 0 weeks, on: sun, at: '10:00'}", "schedules.0.every: must look like"),
         ("{room: bedroom, every: 3 days, on: sun, at: '10:00'}", "schedules.0: on goes with every N weeks"),
+        ("{room: bedroom, every: 2 weeks, at: '10:00'}", "schedules.0.on: required with every N weeks"),
+        ("{room: bedroom, every: 1 week, on: [], at: '10:00'}", "schedules.0: on needs at least one weekday"),
         ("{room: attic, cron: '0 20 * * fri'}", "schedules.0.room: unknown room 'attic'"),
         ("{room: bedroom, routine: marathon, once: '2026-12-24T18:30'}", "schedules.0.routine: unknown routine"),
         ("{room: bedroom, once: 'Christmas'}", "schedules.0.once: Input should be a valid datetime"),
@@ -86,6 +90,38 @@ def test_other_schedule_problems_name_their_key(tmp_path: Path, schedule: str, e
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, MINIMAL + f"schedules: [{schedule}]\n"), check_cron=check_cron)
     assert any(expected in line for line in info.value.lines), info.value.lines
+
+
+def test_every_n_weeks_needs_on_and_every_n_days_does_not(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "schedules: [{room: bedroom, every: 2 weeks, at: '10:00'}]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "relaxd", "check-config", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 78
+    assert result.stderr.strip().splitlines() == [f"{path}: schedules.0.on: required with every N weeks"]
+    daily = load_settings(write(tmp_path, MINIMAL + "schedules: [{room: bedroom, every: 3 days, at: '10:00'}]\n"))
+    assert daily.schedules[0].weekdays() == []
+
+
+async def test_a_schedule_add_request_without_on_is_refused_naming_on(tmp_path: Path, calls: BlockingCalls) -> None:
+    clock = FakeClock()
+    schedules = ScheduleSet(
+        [],
+        {},
+        ["classic"],
+        fire_times=ApsFireTimes(ZoneInfo("Europe/Berlin")),
+        store=FileScheduleStore(tmp_path / "state", calls),
+        clock=clock,
+        tz=ZoneInfo("Europe/Berlin"),
+        grace_s=900,
+    )
+    with pytest.raises(ValueError) as info:
+        await schedules.add({"room": "bedroom", "every": "2 weeks", "at": "10:00"})
+    assert str(info.value) == "on: required with every N weeks"
 
 
 def test_weekdays_accept_names_lists_and_commas() -> None:

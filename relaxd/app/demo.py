@@ -74,8 +74,52 @@ class Follower:
         self.client.loop_stop()
 
 
+def clear_retained(host: str, port: int, filters: list[str], quiet_s: float = 0.5, timeout_s: float = 10.0) -> int:
+    """Empty every retained message under filters (what the demo leaves on a broker); how many were cleared."""
+    found: dict[str, None] = {}
+    subscribed = threading.Event()
+    heard = [time.monotonic()]
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        heard[0] = time.monotonic()
+        if msg.retain and msg.payload:
+            found[msg.topic] = None
+
+    def on_subscribe(*_: Any) -> None:
+        heard[0] = time.monotonic()
+        subscribed.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"relaxd-demo-sweep-{uuid.uuid4().hex[:8]}")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe([(topic_filter, 1) for topic_filter in filters])
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    try:
+        if not subscribed.wait(timeout_s):
+            return 0
+        # The broker sends what it retains right after acknowledging the subscription: wait until
+        # nothing more arrives.
+        deadline_s = time.monotonic() + timeout_s
+        while time.monotonic() - heard[0] < quiet_s and time.monotonic() < deadline_s:
+            time.sleep(0.05)
+        sent = [client.publish(topic, b"", qos=1, retain=True) for topic in list(found)]
+        for info in sent:
+            info.wait_for_publish(timeout_s)
+        return len(sent)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def _settings(
-    hue: HueBridgeSim, sonos: SonosSpeakerSim, host: str, port: int, routine: str, state_dir: Path
+    hue: HueBridgeSim,
+    sonos: SonosSpeakerSim,
+    host: str,
+    port: int,
+    routine: str,
+    state_dir: Path,
+    protocol: str = "auto",
 ) -> Settings:
     return Settings.model_validate(
         {
@@ -87,6 +131,7 @@ def _settings(
                 "base_topic": BASE_TOPIC,
                 "discovery_prefix": None,
                 "client_id": f"relaxd-demo-daemon-{uuid.uuid4().hex[:6]}",
+                "protocol": protocol,
             },
             "hue": {"host": hue.address, "username": hue.username, "https": False, "timeout": "5s"},
             "rooms": {
@@ -140,7 +185,7 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         else:
             print(f"MQTT broker {broker_addr[0]}:{broker_addr[1]}", file=out)
         with tempfile.TemporaryDirectory(prefix="relaxd-demo-") as state_dir:
-            return _run(args, out, hue, sonos, broker_addr, Path(state_dir))
+            return _run(args, out, hue, sonos, broker_addr, Path(state_dir), shared=embedded is None)
     except OSError as exc:
         print(f"relaxd demo: {exc}", file=sys.stderr)
         return 1
@@ -158,8 +203,11 @@ def _run(
     sonos: SonosSpeakerSim,
     broker: tuple[str, int],
     state_dir: Path,
+    shared: bool,
 ) -> int:
-    settings = _settings(hue, sonos, broker[0], broker[1], args.routine, state_dir)
+    # The embedded broker (amqtt) speaks only 3.1.1: asking it for 5 first would cost auto's 5 s wait.
+    protocol = "auto" if shared else "3.1.1"
+    settings = _settings(hue, sonos, broker[0], broker[1], args.routine, state_dir, protocol)
     routine = all_routines(settings)[args.routine]
     clock = SystemClock(args.speed)
     daemon = Daemon(settings, clock=clock)
@@ -188,11 +236,27 @@ def _run(
         final = _follow(follower, screen, hue, sonos, clock, during, deadline_s)
         screen.done()
     finally:
+        # Also on Ctrl-C: the daemon gives the room back, then the user's broker is left as it was.
         daemon.request_stop_threadsafe()
         runner.join(timeout=60)
         follower.stop()
+        if shared:
+            _leave_no_trace(settings, broker, out)
     after = {"lights": light_states(hue), "speaker": speaker_state(sonos)}
     return report(out, before, during, after, final)
+
+
+def _leave_no_trace(settings: Settings, broker: tuple[str, int], out: TextIO) -> None:
+    """Clear the retained status, states, phases (and discovery configs, were they on) of the demo."""
+    filters = [f"{BASE_TOPIC}/#"]
+    if settings.mqtt.discovery_prefix:
+        filters += [f"{settings.mqtt.discovery_prefix}/+/relaxd_{room}/#" for room in settings.rooms]
+    try:
+        cleared = clear_retained(*broker, filters)
+    except (OSError, RuntimeError, ValueError) as exc:  # what paho raises for a broker gone meanwhile
+        print(f"relaxd demo: could not clear the demo's retained messages ({BASE_TOPIC}/#): {exc}", file=sys.stderr)
+        return
+    print(f"cleared the demo's {cleared} retained message(s) from the broker", file=out)
 
 
 def _follow(

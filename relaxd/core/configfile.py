@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,17 @@ def parse_yaml(text: str) -> Any:
 
 
 class ConfigError(Exception):
-    """A config that cannot be used; `problems` holds one human line each (never a secret)."""
+    """A config that cannot be used; `problems` holds one human line each (never a secret).
 
-    def __init__(self, path: Path | None, problems: list[str]) -> None:
+    A problem is blamed on the file, or on the environment variable it came from when given as
+    (variable, problem)."""
+
+    def __init__(self, path: Path | None, problems: Sequence[str | tuple[str, str]]) -> None:
         self.path = path
-        self.problems = [_printable(p) for p in problems]
         where = str(path) if path is not None else "config"
-        self.lines = [f"{where}: {p}" for p in self.problems]
+        located = [(where, p) if isinstance(p, str) else p for p in problems]
+        self.problems = [_printable(p) for _, p in located]
+        self.lines = [f"{_printable(w)}: {p}" for (w, _), p in zip(located, self.problems, strict=True)]
         super().__init__("\n".join(self.lines))
 
 
@@ -108,8 +113,7 @@ def _shape_problem(data: Any) -> str | None:
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
     # pydantic adds the tag of a union member (e.g. "str", "dict[str,any]") to the location.
-    parts = [str(p) for p in loc if not (isinstance(p, str) and (_UNION_TAG.match(p) or p in {"str", "bool"}))]
-    return ".".join(parts) or "(top level)"
+    return ".".join(_key_path(loc)) or "(top level)"
 
 
 # "dict[str,any]", "literal['auto']", "function-after[...]": pydantic's tags, not the user's keys.
@@ -118,17 +122,40 @@ _UNION_TAG = re.compile(r"^[a-z][a-z_-]*\[.*\]$")
 
 def validation_lines(exc: ValidationError) -> list[str]:
     """One `dotted.key: problem` line per pydantic error (config files and schedule requests)."""
-    lines: list[str] = []
+    return [line for _, line in _located_lines(exc, {})]
+
+
+def _located_lines(exc: ValidationError, environ: Mapping[str, str]) -> list[tuple[str | None, str]]:
+    """validation_lines, each with the RELAXD_ variable its value came from (None: not the environment)."""
+    # Variables are read case-insensitively; a problem names the variable as it was written.
+    env_names = {name.upper(): name for name in environ if name.upper().startswith(ENV_PREFIX)}
+    lines: list[tuple[str | None, str]] = []
     for err in exc.errors(include_input=False, include_url=False):
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
-        line = f"{_dotted(err['loc'])}: {msg}"
+        line = (_env_variable(_key_path(err["loc"]), env_names), f"{_dotted(err['loc'])}: {msg}")
         if line not in lines:
             lines.append(line)
     return lines
+
+
+ENV_PREFIX = "RELAXD_"
+
+
+def _key_path(loc: tuple[str | int, ...]) -> list[str]:
+    return [str(p) for p in loc if not (isinstance(p, str) and (_UNION_TAG.match(p) or p in {"str", "bool"}))]
+
+
+def _env_variable(path: list[str], env_names: dict[str, str]) -> str | None:
+    """The variable that set the key at path or a section above it (the environment beats the file)."""
+    for depth in range(len(path), 0, -1):
+        name = ENV_PREFIX + "__".join(path[:depth]).upper()
+        if name in env_names:
+            return env_names[name]
+    return None
 
 
 def _reference_problems(settings: Settings) -> list[str]:
@@ -171,15 +198,23 @@ def load_settings(path: Path, *, check_cron: CronCheck | None = None) -> Setting
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(path, validation_lines(exc)) from None
+        # A bad value from RELAXD_MQTT__PORT is the variable's fault, not the file's.
+        lines = _located_lines(exc, os.environ)
+        raise ConfigError(path, [line if var is None else (var, line) for var, line in lines]) from None
     except SettingsError as exc:
         # A RELAXD_ variable for a whole section that is not JSON; the message names the field,
         # never the value (it may be a secret).
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + field.group(1).upper() if field else ""
+        where = next((var for var in os.environ if var.upper() == name), name or "environment")
         raise ConfigError(
             path,
             [
-                f"environment: {exc}; a RELAXD_ variable for a section "
-                "(e.g. RELAXD_ROOMS) must be JSON, or set single keys with __"
+                (
+                    where,
+                    f"{exc}; a RELAXD_ variable for a section (e.g. RELAXD_ROOMS) must be JSON, "
+                    "or set single keys with __",
+                )
             ],
         ) from None
     problems = _reference_problems(settings)

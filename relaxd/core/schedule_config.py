@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EVERY_RE = re.compile(r"^\s*(\d{1,9})\s*(week|weeks|day|days)\s*$")
@@ -28,7 +28,9 @@ class ScheduleConfig(Strict):
     routine: str | None = Field(default=None, description="The routine; default: the room's.")
     cron: str | None = Field(default=None, description="Five-field cron line, e.g. '0 20 * * fri'.")
     every: str | None = Field(default=None, description="Interval such as '2 weeks' or '1 day'.")
-    on: list[str] | str | None = Field(default=None, description="Weekday(s) with every N weeks, e.g. sun.")
+    on: list[str] | str | None = Field(
+        default=None, validate_default=True, description="Weekday(s), required with every N weeks, e.g. sun."
+    )
     at: str | None = Field(default=None, description="Local time with every, e.g. '10:00'.")
     starting: date | None = Field(default=None, description="First date with every; default: the day it is added.")
     once: datetime | None = Field(default=None, description="A single booked session, local time.")
@@ -46,6 +48,15 @@ class ScheduleConfig(Strict):
             raise ValueError(f"at most {MAX_EVERY_WEEKS} weeks (ten years)")
         if not weeks and count > MAX_EVERY_DAYS:
             raise ValueError(f"at most {MAX_EVERY_DAYS} days (ten years)")
+        return value
+
+    @field_validator("on")
+    @classmethod
+    def _on_with_weeks(cls, value: list[str] | str | None, info: ValidationInfo) -> list[str] | str | None:
+        # Which weekday a bare "every 2 weeks" means is a guess (the day it was added?): ask for it.
+        match = _EVERY_RE.match(info.data.get("every") or "")
+        if value is None and match is not None and match.group(2).startswith("week"):
+            raise ValueError("required with every N weeks")
         return value
 
     @field_validator("starting")

@@ -125,3 +125,15 @@ def test_the_store_limits_are_far_above_what_relaxd_writes() -> None:
     track = "<DIDL-Lite>" + "x" * 900 + "</DIDL-Lite>"
     doc = {"devices": {"lights": {"lights": {str(i): entry for i in range(20)}}, "speaker": {"queue": [track] * 500}}}
     assert len(json.dumps(doc)) * 4 < MAX_SNAPSHOT_BYTES
+
+
+async def test_a_saved_biweekly_schedule_without_a_weekday_keeps_its_starting_weekday(
+    tmp_path: Path, calls: BlockingCalls
+) -> None:
+    # Saved by a relaxd that accepted `every: 2 weeks` without `on`: it fired on the starting date's
+    # weekday (a Sunday here), and must go on doing so rather than be dropped as invalid.
+    spec = {"room": "bedroom", "every": "2 weeks", "at": "10:00", "starting": "2026-12-06"}
+    record = {"id": "rt-1", "spec": spec, "created_at": "2026-12-01T10:00:00+00:00"}
+    (tmp_path / "schedules.json").write_text(json.dumps({"format": 1, "schedules": [record]}))
+    book = await FileScheduleStore(tmp_path, calls).load()
+    assert [s.spec.weekdays() for s in book.runtime] == [["sun"]] and not book.unreadable

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from relaxd.adapters.blocking import BlockingCalls, Fence
 from relaxd.adapters.snapshot_store import FILE_BUDGET_S, as_oserror
 from relaxd.core.events import iso_utc
-from relaxd.core.schedule_config import ScheduleConfig
+from relaxd.core.schedule_config import WEEKDAYS, ScheduleConfig
 from relaxd.core.schedules import Schedule, ScheduleBook
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _book(doc: Any) -> ScheduleBook:
     book = ScheduleBook()
     for record in doc.get("schedules", []):
         try:
-            spec = ScheduleConfig.model_validate(record["spec"])
+            spec = ScheduleConfig.model_validate(_with_weekday(record["spec"]))
             created = record.get("created_at")
             book.runtime.append(
                 Schedule(
@@ -133,3 +133,17 @@ def _book(doc: Any) -> ScheduleBook:
     book.checked = {str(k): datetime.fromisoformat(v) for k, v in dict(doc.get("checked", {})).items()}
     book.anchors = {str(k): date.fromisoformat(v) for k, v in dict(doc.get("anchors", {})).items()}
     return book
+
+
+def _with_weekday(spec: Any) -> Any:
+    """A run-time `every N weeks` saved without `on` (accepted before `on` was required) goes on
+    firing on its starting date's weekday, as it always did, instead of being lost."""
+    if not isinstance(spec, dict) or spec.get("on") is not None or "week" not in str(spec.get("every", "")):
+        return spec
+    try:
+        weekday = date.fromisoformat(str(spec.get("starting"))).weekday()
+    except ValueError:
+        return spec
+    day = WEEKDAYS[weekday]
+    log.info("run-time schedule every %s without a weekday: on %s, its starting date's", spec["every"], day)
+    return {**spec, "on": day}

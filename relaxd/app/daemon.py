@@ -44,36 +44,12 @@ class Bus(EventBus, Protocol):
 
 
 def build_devices(settings: Settings, calls: BlockingCalls) -> Devices:
-    """The real Hue and Sonos adapters for each room (one coordinator per bridge, shared by its rooms)."""
-    from relaxd.adapters.hue import HueBridge, HueLights
-    from relaxd.adapters.sonos import SonosSpeaker
+    """The real Hue and Sonos adapters for each room (the libraries are imported only here)."""
+    from relaxd.adapters.hue.build import build_lights
+    from relaxd.adapters.sonos.build import build_speakers
 
-    bridge = None
-    if settings.hue is not None:
-        bridge = HueBridge(
-            settings.hue.host,
-            settings.hue.username.get_secret_value(),
-            calls=calls,
-            https=settings.hue.https,
-            timeout_s=settings.hue.timeout,
-        )
-    timeout_s = settings.hue.timeout if settings.hue is not None else 5.0
-    devices: Devices = {}
-    for room_id, room in settings.rooms.items():
-        lights: Lights | None = None
-        speaker: Speaker | None = None
-        if room.lights is not None and bridge is not None:
-            lights = HueLights(bridge, group=room.lights.group, names=room.lights.names)
-        if room.speaker is not None:
-            speaker = SonosSpeaker(
-                host=room.speaker.host,
-                name=room.speaker.name,
-                max_volume=room.max_volume,
-                timeout_s=timeout_s,
-                calls=calls,
-            )
-        devices[room_id] = (lights, speaker)
-    return devices
+    lights, speakers = build_lights(settings, calls), build_speakers(settings, calls)
+    return {room_id: (lights[room_id], speakers[room_id]) for room_id in settings.rooms}
 
 
 class Daemon:

@@ -12,7 +12,7 @@ import pytest
 from relaxd.app.daemon import Daemon, Devices
 from relaxd.core.config import Settings, TriggerConfig
 from relaxd.core.triggers import TriggerMatcher
-from tests.daemon_rig import FakeBus, deliver, start_daemon
+from tests.daemon_rig import FakeBus, deliver, quiet, start_daemon
 from tests.fakes import FakeClock, FakeLights, FakeSpeaker
 
 
@@ -90,12 +90,48 @@ async def test_retained_commands_never_act(daemon: tuple[Daemon, FakeBus]) -> No
     assert "retained" in bus.of("command_rejected")[0]["reason"]
 
 
-async def test_unknown_room_gets_a_rejection_on_its_own_topic(daemon: tuple[Daemon, FakeBus]) -> None:
+async def test_unknown_room_is_rejected_on_the_daemon_topic_not_its_own(daemon: tuple[Daemon, FakeBus]) -> None:
     d, bus = daemon
     await deliver(d, "relaxd/kitchen/set", b'{"action": "start", "transaction": "k"}', False)
-    event = bus.by_room["kitchen"][0]
-    assert event["event"] == "command_rejected" and "unknown room 'kitchen'" in event["reason"]
-    assert event["transaction"] == "k"
+    await deliver(d, "relaxd/Bad-Room/set", b"{not json", False)  # not even a valid room id
+    await deliver(d, "relaxd/kitchen/routine/set", b"quick", False)
+    await deliver(d, "relaxd/kitchen/set", b"start", True)  # retained junk: nobody to answer
+    assert "kitchen" not in bus.by_room and "Bad-Room" not in bus.by_room
+    rejected = [(json.loads(body), retain) for topic, body, retain in bus.raw if topic == "relaxd/event"]
+    assert [r for _, r in rejected] == [False, False, False]
+    events = [e for e, _ in rejected]
+    assert [e["topic"] for e in events] == ["relaxd/kitchen/set", "relaxd/Bad-Room/set", "relaxd/kitchen/routine/set"]
+    assert [e["reason"] for e in events] == [
+        "unknown room 'kitchen'",
+        "unknown room 'Bad-Room'",
+        "unknown room 'kitchen'",
+    ]
+    assert [e["transaction"] for e in events] == ["k", None, None]
+    assert all(e["event"] == "command_rejected" and e["at"].endswith("Z") for e in events)
+    assert set(events[0]) == {"event", "at", "topic", "reason", "transaction"}
+
+
+async def test_a_long_topic_is_echoed_cut(daemon: tuple[Daemon, FakeBus]) -> None:
+    d, bus = daemon
+    room = "r" * 5000
+    await deliver(d, f"relaxd/{room}/set", b"start", False)
+    event = json.loads(next(body for topic, body, _ in bus.raw if topic == "relaxd/event"))
+    assert len(event["topic"]) == 120 and event["topic"].endswith("...") and len(event["reason"]) < 100
+
+
+async def test_a_request_with_a_reply_function_is_answered_there_only(daemon: tuple[Daemon, FakeBus]) -> None:
+    d, bus = daemon
+    replies: list[bytes] = []
+    assert d.router is not None
+    d.router.receive("relaxd/request/status", b'{"transaction": "r1", "room": "studio"}', False, replies.append)
+    d.router.receive("relaxd/request/schedule/list", b'{"transaction": "r2"}', False, replies.append)
+    await quiet(d)
+    for _ in range(50):
+        if len(replies) == 2:
+            break
+        await asyncio.sleep(0)  # the queued request is answered by the requests task
+    assert sorted(json.loads(r)["transaction"] for r in replies) == ["r1", "r2"]
+    assert [t for t, _, _ in bus.raw if t.startswith("relaxd/response/")] == []
 
 
 async def test_button_trigger_toggles_and_retained_press_is_ignored(daemon: tuple[Daemon, FakeBus]) -> None:
@@ -160,25 +196,33 @@ def test_trigger_matcher_matches_fields_text_and_wildcards() -> None:
 
 async def test_discovery_of_a_room_that_left_the_config_is_removed(daemon: tuple[Daemon, FakeBus]) -> None:
     d, bus = daemon
-    old = json.dumps({"availability_topic": "relaxd/status", "name": "Massage mode"}).encode()
+    old = json.dumps({"availability_topic": "relaxd/status", "name": "Massage mode"}).encode()  # older relaxd's
     await deliver(d, "homeassistant/switch/relaxd_attic/massage_mode/config", old, True)
-    removed = [(t, p) for t, p, r in bus.raw if r and "relaxd_attic" in t]
-    assert removed and all(p == "" for _, p in removed)
-    assert any(t == "homeassistant/switch/relaxd_attic/massage_mode/config" for t, _ in removed)
+    assert sorted((t, p) for t, p, r in bus.raw if r) == [
+        ("homeassistant/switch/relaxd_attic/massage_mode/config", ""),  # the config seen, once
+        ("relaxd/attic/phase", ""),  # and the gone room's retained state
+        ("relaxd/attic/state", ""),
+    ]
     bus.raw.clear()
-    await deliver(d, "homeassistant/switch/relaxd_bedroom/massage_mode/config", old, True)  # still configured
-    await deliver(d, "homeassistant/switch/relaxd_attic/massage_mode/config", old, False)  # not retained
+    await deliver(d, "homeassistant/switch/relaxd_attic/massage_mode/config", old, True)  # seen again
+    await deliver(d, "homeassistant/sensor/relaxd_attic/phase/config", old, False)  # not retained
     other = json.dumps({"availability_topic": "site2/status"}).encode()  # another daemon's room
     await deliver(d, "homeassistant/switch/relaxd_attic/massage_mode/config", other, True)
+    site2 = json.dumps({"device": {"identifiers": ["relaxd-site2-attic"]}}).encode()
+    await deliver(d, "homeassistant/switch/site2-attic/massage_mode/config", site2, True)
     assert bus.raw == []
+    # An older relaxd's config of a room still configured goes too (upgrade); its state stays.
+    await deliver(d, "homeassistant/switch/relaxd_bedroom/massage_mode/config", old, True)
+    assert [(t, p) for t, p, r in bus.raw] == [("homeassistant/switch/relaxd_bedroom/massage_mode/config", "")]
 
 
 async def test_home_assistant_coming_online_republishes_discovery(daemon: tuple[Daemon, FakeBus]) -> None:
     d, bus = daemon
     await deliver(d, "homeassistant/status", b"online", False)
     topics = {t for t, _, r in bus.raw if r}
-    assert "homeassistant/switch/relaxd_bedroom/massage_mode/config" in topics
-    assert "homeassistant/select/relaxd_studio/routine/config" in topics
+    assert "homeassistant/switch/relaxd-bedroom/massage_mode/config" in topics
+    assert "homeassistant/select/relaxd-studio/routine/config" in topics
+    assert "homeassistant/binary_sensor/relaxd/status/config" in topics  # the daemon device
 
 
 async def test_a_flood_of_schedule_requests_never_delays_a_command(daemon: tuple[Daemon, FakeBus]) -> None:

@@ -17,8 +17,9 @@ from relaxd.adapters.fire_times import ApsFireTimes, check_cron
 from relaxd.adapters.schedule_store import FileScheduleStore
 from relaxd.app.cli import build_parser
 from relaxd.app.remote import _schedule_body
+from relaxd.core.config import RoomConfig
 from relaxd.core.configfile import ConfigError, load_settings
-from relaxd.core.discovery import room_entities
+from relaxd.core.discovery_entities import room_entities
 from relaxd.core.events import Command, CommandRejected, parse_command
 from relaxd.core.schedule_config import ScheduleConfig
 from relaxd.core.schedule_set import ScheduleSet
@@ -254,6 +255,7 @@ def test_describe_is_one_readable_line() -> None:
 
 
 def test_home_assistant_next_session_sensor_reads_next_session_at() -> None:
-    sensor = room_entities(Topics(), "bedroom", ["classic"])[("sensor", "next_session")]
+    room = RoomConfig.model_validate({"lights": {"group": "Bedroom"}})
+    sensor = room_entities(Topics(), "bedroom", room, {})[("sensor", "next_session")]
     assert sensor["device_class"] == "timestamp" and sensor["state_topic"] == "relaxd/bedroom/state"
-    assert sensor["value_template"] == "{{ value_json.next_session_at }}"
+    assert sensor["value_template"].startswith("{% if value_json.next_session_at %}{{ value_json.next_session_at }}")

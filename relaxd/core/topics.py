@@ -60,6 +60,11 @@ class Topics:
     def event(self, room: str) -> str:
         return f"{self.base}/{room}/event"
 
+    @property
+    def daemon_event(self) -> str:
+        """Events about no room of the config, e.g. a command for a room relaxd does not have."""
+        return f"{self.base}/event"
+
     def set(self, room: str) -> str:
         return f"{self.base}/{room}/set"
 
@@ -108,10 +113,11 @@ class Topics:
     def ha_status(self) -> str | None:
         return f"{self.discovery_prefix}/status" if self.discovery_prefix else None
 
-    def ha_config(self, component: str, room: str, object_id: str) -> str | None:
+    def ha_config(self, component: str, node: str, object_id: str) -> str | None:
+        """`<prefix>/<component>/<node>/<object_id>/config`; relaxd's node ids name the site (discovery.py)."""
         if not self.discovery_prefix:
             return None
-        return f"{self.discovery_prefix}/{component}/relaxd_{room}/{object_id}/config"
+        return f"{self.discovery_prefix}/{component}/{node}/{object_id}/config"
 
     @property
     def ha_config_wildcard(self) -> str | None:

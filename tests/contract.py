@@ -16,5 +16,6 @@ STATE_FIELDS = {
     "session_started_at",
     "session_ends_at",
     "next_session_at",
+    "next_routine",
     "devices",
 }

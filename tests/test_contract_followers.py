@@ -284,3 +284,15 @@ async def test_a_stop_while_a_failed_restore_waits_is_answered_by_the_next_resto
     restored = rig.bus.of("room_restored")[0]
     assert restored["transaction"] == "t-again" and rig.state == "idle"
     await rig.close()
+
+
+async def test_the_state_says_the_next_start_s_routine_during_a_session_too() -> None:
+    rig = Rig().start()
+    rig.engine.select_routine("quick")
+    await rig.send("start", routine="test")
+    state = rig.engine.status()
+    assert (state["routine"], state["next_routine"]) == ("test", "quick")
+    rig.engine.select_routine("classic")  # chosen during the session: shown at once, used next time
+    await settle()
+    assert (rig.engine.status()["routine"], rig.engine.status()["next_routine"]) == ("test", "classic")
+    await rig.close()

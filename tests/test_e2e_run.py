@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -187,7 +188,7 @@ def test_a_button_press_runs_a_whole_session_and_restores_the_room(rig: Rig) -> 
         phases = [m.text for m in msgs if m.topic == "relaxd/room1/phase"]
         # Published when it changes, never repeated; `restoring` while the room is given back.
         assert phases[-5:] == ["warm_up", "knead", "finish", "restoring", "idle"]
-        assert all(a != b for a, b in zip(phases, phases[1:], strict=False))
+        assert all(a != b for a, b in itertools.pairwise(phases))
         assert all(m.retain is False for m in msgs if m.topic.endswith("/event"))
         check_contract_fields(msgs)
         same_room(before, rig.before())

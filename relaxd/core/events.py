@@ -104,6 +104,7 @@ class RoomState(BaseModel):
     session_started_at: str | None = None
     session_ends_at: str | None = None
     next_session_at: str | None = None
+    next_routine: str | None = None  # the routine the next start uses (during a session too)
     devices: dict[str, Literal["online", "offline"]] = Field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class Reporter:
             state=PUBLIC[life],
             routine=routine,
             next_session_at=iso_utc(next_session_at),
+            next_routine=routine,
             devices={n: "online" if up else "offline" for n, up in online.items()},
         )
         if session is not None and life in ("running", "paused", "restoring", "restore_pending"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -102,3 +104,16 @@ def test_demo_rejects_bad_arguments() -> None:
             [sys.executable, "-m", "relaxd", "demo", *args], capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+
+
+def test_the_embedded_broker_starts_from_a_thread_without_an_event_loop() -> None:
+    # After an asyncio test the main thread's loop is unset; amqtt makes futures in its constructor.
+    from relaxd.sim.broker import EmbeddedBroker
+
+    asyncio.set_event_loop(None)
+    broker = EmbeddedBroker().start()
+    try:
+        with socket.create_connection((broker.host, broker.port), timeout=5):
+            pass
+    finally:
+        broker.stop()

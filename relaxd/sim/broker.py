@@ -50,14 +50,17 @@ class EmbeddedBroker:
         }
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._broker = Broker(config, loop=loop)
         started = threading.Event()
         failure: list[BaseException] = []
 
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(self._broker.start())
+                # Made in its own thread: amqtt creates futures for "the current loop" in __init__,
+                # and a caller's thread may have none (after an asyncio test, say).
+                broker = Broker(config, loop=loop)
+                self._broker = broker
+                loop.run_until_complete(broker.start())
             except BaseException as exc:  # reported to the caller below
                 failure.append(exc)
                 started.set()

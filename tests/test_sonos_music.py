@@ -123,21 +123,6 @@ async def test_a_speaker_configured_by_room_name_is_found_by_name_on_first_use(
     assert "no Sonos speaker named 'Attic'" in error.value.message
 
 
-async def test_a_grouped_speaker_is_driven_through_its_coordinator(calls: BlockingCalls) -> None:
-    with SonosSpeakerSim(room_name="Lounge") as lead, SonosSpeakerSim() as room:
-        SonosSpeakerSim.group(lead, room)
-        adapter = SonosSpeaker(host=room.address, timeout_s=2.0, calls=calls)
-        data = await adapter.snapshot()
-        await adapter.start_music(MusicSource(uri=OCEAN), 15, 0)
-        assert (lead.state().uri, lead.state().transport_state) == (OCEAN, "PLAYING")
-        assert room.state().uri == f"x-rincon:{lead.uid}"
-        assert lead.state().volume == 15
-        assert not room.requests("SetAVTransportURI") and not room.requests("SetVolume")
-        assert data["coordinator_uid"] == lead.uid
-        await adapter.restore(data, fade_s=0)
-        assert (lead.state().transport_state, lead.state().volume) == ("STOPPED", 20)
-
-
 # --- not fighting the user --------------------------------------------------------------------
 
 

@@ -67,6 +67,7 @@ async def test_the_snapshot_reads_in_parallel_in_the_shared_pool(calls: Blocking
         began = loop.time()
         data = await speaker.snapshot()
         took_s = loop.time() - began
-        assert data["state"]["volume"] == 25 and len(data["queue"]) == 4
+        (state,) = data["speakers"]
+        assert state["volume"] == 25 and len(state["playback"]["queue"]) == 4
         assert took_s < 0.45, took_s
         assert calls.pool.started_threads <= 4 and threads_before <= calls.pool.started_threads

@@ -144,15 +144,20 @@ async def test_snapshot_data_holds_every_captured_attribute_and_bad_data_is_a_de
     sim: SonosSpeakerSim, speaker: SonosSpeaker
 ) -> None:
     data = await speaker.snapshot()
-    state = data["state"]
-    assert (state["media_uri"], state["playlist_position"], state["track_position"]) == (sim.queue_uri(), 2, "0:00:41")
-    assert (state["volume"], state["transport_state"], state["play_mode"]) == (25, "PLAYING", "NORMAL")
-    assert len(data["queue"]) == 4 and "Kitchen Disco" in data["queue"][0]
-    assert data["coordinator_uid"] == sim.uid
+    assert data["format"] == "relaxd-sonos/2"
+    (state,) = data["speakers"]
+    playback = state["playback"]
+    assert (playback["uri"], playback["track"], playback["position"]) == (sim.queue_uri(), 2, "0:00:41")
+    assert (state["volume"], playback["transport_state"], playback["play_mode"]) == (25, "PLAYING", "NORMAL")
+    assert len(playback["queue"]) == 4 and "Kitchen Disco" in playback["queue"][0]
+    assert state["uid"] == sim.uid and state["name"] == "Massage Room"
+    assert data["groups"] == [{"coordinator": sim.uid, "members": [sim.uid], "names": {sim.uid: "Massage Room"}}]
     with pytest.raises(DeviceError) as error:
         await speaker.restore({"format": "something else"}, fade_s=0)
     assert "unusable snapshot" in error.value.message
     with pytest.raises(DeviceError) as error:
-        await speaker.restore({**data, "queue": ["<DIDL-Lite><item"]}, fade_s=0)
+        await speaker.restore(
+            {**data, "speakers": [{**state, "playback": {**playback, "queue": ["<DIDL-Lite><item"]}}]}, 0
+        )
     assert "unusable snapshot" in error.value.message
     assert sim.state().volume == 25

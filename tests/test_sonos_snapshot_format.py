@@ -1,4 +1,4 @@
-"""Snapshot files written by the previous (threaded) version of the Sonos adapter still restore."""
+"""relaxd's own Sonos snapshot format (versioned, typed), and files of the previous version still restore."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from relaxd.adapters.blocking import BlockingCalls
 from relaxd.adapters.sonos import SonosSpeaker
-from relaxd.core.ports import MusicSource
+from relaxd.core.ports import MusicSource, SnapshotUnusable
 from relaxd.sim.sonos_speaker import SonosSpeakerSim
 
 # What the previous version wrote for SonosSpeakerSim.demo() (playing its queue, track 2 at 0:41,
@@ -63,10 +63,82 @@ def calls() -> Iterator[BlockingCalls]:
     pool.close()
 
 
-async def test_the_snapshot_is_written_as_the_previous_version_wrote_it(calls: BlockingCalls) -> None:
+def current_file(uid: str) -> dict[str, Any]:
+    """What this version writes for SonosSpeakerSim.demo(): relaxd's names, not soco's attributes."""
+    queue = previous_file(uid)["queue"]
+    playback = {
+        "uri": f"x-rincon-queue:{uid}#0",
+        "metadata": None,
+        "plays_queue": True,
+        "plays_cloud_queue": False,
+        "track": 2,
+        "position": "0:00:41",
+        "play_mode": "NORMAL",
+        "crossfade": False,
+        "transport_state": "PLAYING",
+        "queue": queue,
+        "queue_start": 0,
+        "queue_total": 4,
+    }
+    speaker = {"uid": uid, "name": "Massage Room", "volume": 25, "mute": False, "bass": 0, "treble": 0}
+    return {
+        "format": "relaxd-sonos/2",
+        "speakers": [{**speaker, "loudness": True, "playback": playback}],
+        "groups": [{"coordinator": uid, "members": [uid], "names": {uid: "Massage Room"}}],
+    }
+
+
+async def test_the_snapshot_is_written_in_relaxd_s_own_versioned_format(calls: BlockingCalls) -> None:
     with SonosSpeakerSim.demo() as sim:
         speaker = SonosSpeaker(host=sim.address, timeout_s=2.0, calls=calls)
-        assert json.loads(json.dumps(await speaker.snapshot())) == previous_file(sim.uid)
+        assert json.loads(json.dumps(await speaker.snapshot())) == current_file(sim.uid)
+
+
+async def test_a_stream_session_leaves_the_queue_out_of_the_snapshot_and_alone(calls: BlockingCalls) -> None:
+    with SonosSpeakerSim.demo() as sim:
+        queue = sim.state().queue
+        speaker = SonosSpeaker(
+            host=sim.address, timeout_s=2.0, calls=calls, music=MusicSource(favorite="Spa Radio"), snapshot_queue=None
+        )
+        data = await speaker.snapshot()
+        assert data["speakers"][0]["playback"]["queue"] is None and not sim.requests("Browse")[1:]
+        await speaker.start_music(MusicSource(favorite="Spa Radio"), 12, 0)
+        report = await speaker.restore(data, fade_s=0)
+        assert sim.state().queue == queue and sim.state().track == 2
+        assert "queue" not in report.restored
+        assert not sim.requests("RemoveAllTracksFromQueue") and not sim.requests("AddMultipleURIsToQueue")
+
+
+async def test_a_favorite_that_is_a_playlist_saves_the_queue(calls: BlockingCalls) -> None:
+    with SonosSpeakerSim.demo() as sim:
+        titles = [f.title for f in sim.library.favorites if "playlist" in f.ref_class.lower()]
+        speaker = SonosSpeaker(
+            host=sim.address, timeout_s=2.0, calls=calls, music=MusicSource(favorite=titles[0]), snapshot_queue=None
+        )
+        data = await speaker.snapshot()
+        assert len(data["speakers"][0]["playback"]["queue"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"volume": 150}, "volume"),
+        ({"mute": "yes"}, "mute"),
+        ({"uid": ""}, "uid"),
+    ],
+)
+async def test_a_damaged_file_is_unusable_and_nothing_is_sent(
+    calls: BlockingCalls, change: dict[str, Any], why: str
+) -> None:
+    with SonosSpeakerSim.demo() as sim:
+        data = current_file(sim.uid)
+        data["speakers"][0].update(change)
+        speaker = SonosSpeaker(host=sim.address, timeout_s=2.0, calls=calls)
+        with pytest.raises(SnapshotUnusable) as error:
+            await speaker.restore(data, fade_s=0)
+        assert why in error.value.message
+        assert [c.action for c in sim.requests() if not c.action.startswith("Get")] == []
+        assert sim.state().volume == 25
 
 
 async def test_a_file_of_the_previous_version_restores(calls: BlockingCalls) -> None:

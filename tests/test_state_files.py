@@ -78,7 +78,7 @@ async def test_a_sonos_snapshot_out_of_range_is_unusable_and_nothing_is_set(
         speaker = adapter_for(sim, calls)
         snapshot = await speaker.snapshot()
         damaged = copy.deepcopy(snapshot)
-        damaged["state"][field] = value
+        damaged["speakers"][0][field] = value
         sim.clear_requests()
         with pytest.raises(SnapshotUnusable, match=field):
             await speaker.restore(damaged, 0)

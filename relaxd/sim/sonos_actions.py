@@ -24,7 +24,11 @@ _TRANSPORT_CHANGES = (
     "Previous",
     "SetPlayMode",
     "SetCrossfadeMode",
+    "AddMultipleURIsToQueue",
+    "DelegateGroupCoordinationTo",
 )
+# What a group member may still do with its own transport: join another group, or leave.
+_MEMBER_MAY = ("BecomeCoordinatorOfStandaloneGroup",)
 
 
 def dispatch(model: SpeakerModel, action: str, args: Args) -> Out:
@@ -33,10 +37,16 @@ def dispatch(model: SpeakerModel, action: str, args: Args) -> Out:
     if handler is None:
         raise UPnPError(401, "Invalid Action")
     leader = model.group_coordinator()
-    if leader is not model and action in _TRANSPORT_CHANGES:
+    joining = action == "SetAVTransportURI" and args.get("CurrentURI", "").startswith(transport.GROUP_URI_PREFIX)
+    if leader is not model and action in _TRANSPORT_CHANGES and not joining:
         # a group member's transport belongs to its coordinator
         raise UPnPError(701, "Transition not available")
     target = leader if action in ("GetTransportInfo", "GetPositionInfo") else model
+    if joining or action in _MEMBER_MAY or action == "DelegateGroupCoordinationTo":
+        # the household's layout changes: one change at a time, whoever is asked
+        with model.household.lock:
+            model.tick()
+            return handler(model, args)
     with target.lock:
         target.tick()
         return handler(target, args)
@@ -166,6 +176,9 @@ ACTIONS: Mapping[str, Handler] = MappingProxyType(
     {
         "SetAVTransportURI": transport.set_uri,
         "AddURIToQueue": transport.enqueue,
+        "AddMultipleURIsToQueue": transport.enqueue_many,
+        "BecomeCoordinatorOfStandaloneGroup": transport.standalone,
+        "DelegateGroupCoordinationTo": transport.delegate,
         "RemoveTrackFromQueue": transport.remove_track,
         "RemoveAllTracksFromQueue": transport.clear_queue,
         "GetMediaInfo": transport.media_info,

@@ -105,6 +105,22 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "Previous": (_I, ()),
                 "SetPlayMode": ((*_I, "NewPlayMode"), ()),
                 "SetCrossfadeMode": ((*_I, "CrossfadeMode"), ()),
+                "AddMultipleURIsToQueue": (
+                    (
+                        *_I,
+                        "UpdateID",
+                        "NumberOfURIs",
+                        "EnqueuedURIs",
+                        "EnqueuedURIsMetaData",
+                        "ContainerURI",
+                        "ContainerMetaData",
+                        "DesiredFirstTrackNumberEnqueued",
+                        "EnqueueAsNext",
+                    ),
+                    ("FirstTrackNumberEnqueued", "NumTracksAdded", "NewQueueLength", "NewUpdateID"),
+                ),
+                "BecomeCoordinatorOfStandaloneGroup": (_I, ("DelegatedGroupCoordinatorID", "NewGroupID")),
+                "DelegateGroupCoordinationTo": ((*_I, "NewCoordinator", "RejoinGroup"), ()),
             }
         ),
     ),

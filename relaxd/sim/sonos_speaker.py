@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
+from relaxd.sim import sonos_groups
 from relaxd.sim.pacing import answer_paced
 from relaxd.sim.serving import SimHttpServer, serve_in_thread, shut_down
 from relaxd.sim.sonos_actions import dispatch
@@ -86,21 +87,46 @@ class SonosSpeakerSim(SpeakerModel, SonosFaults):
 
     @staticmethod
     def group(coordinator: SonosSpeakerSim, *members: SonosSpeakerSim) -> None:
-        """Group members under coordinator (one household). Do it before soco first looks:
-        soco caches the zone group state for a few seconds."""
+        """Group members under coordinator (one household), as the Sonos app does: each member
+        joins the coordinator's group. Do it before soco first looks: soco caches the zone group
+        state for a few seconds."""
+        sonos_groups.same_household(coordinator, *(m for m in members if m.household is not coordinator.household))
         for member in members:
-            member.household.members.remove(member)
-            member.household = coordinator.household
-            coordinator.household.members.append(member)
-            member.coordinator = coordinator
+            with coordinator.household.lock:
+                sonos_groups.join(member, coordinator.uid)
+
+    @staticmethod
+    def household_of(*speakers: SonosSpeakerSim) -> None:
+        """One household for all of them (as in a home), each speaker in a group of its own."""
+        sonos_groups.same_household(*speakers)
 
     def join(self, coordinator: SonosSpeakerSim) -> None:
         """Join coordinator's group (what the Sonos app's "group" does)."""
         SonosSpeakerSim.group(coordinator, self)
 
     def unjoin(self) -> None:
-        """Leave the group: the speaker becomes the coordinator of a group of its own."""
-        self.coordinator = None
+        """Leave the group: the speaker becomes the coordinator of a group of its own (a coordinator's
+        group plays on under its first member)."""
+        with self.household.lock:
+            sonos_groups.leave(self)
+
+    def layout(self) -> sonos_groups.Layout:
+        """The household's groups now: {coordinator uid: (coordinator uid, member uids...)}."""
+        with self.household.lock:
+            return sonos_groups.layout(self)
+
+    def power_off(self) -> None:
+        """Pull the plug for good: unreachable, and gone from the household's groups (its group plays
+        on under another member), unlike stop(), which is a network failure."""
+        with self.household.lock:
+            sonos_groups.power_off(self)
+        self.stop()
+
+    def power_on(self) -> SonosSpeakerSim:
+        """Plugged in again: back in the household on its own, with its own state."""
+        with self.household.lock:
+            sonos_groups.power_on(self)
+        return self.start()
 
     # --- lifecycle ----------------------------------------------------------------------------
     @property

@@ -56,6 +56,7 @@ class Household:
 
     household_id: str
     members: list[SpeakerModel] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
 
 class SpeakerModel:
@@ -73,6 +74,7 @@ class SpeakerModel:
         self.location = ""  # set by the server once it knows its port
         self.household = Household(f"Sonos_{uuid.uuid4().hex[:24]}", [self])
         self.coordinator: SpeakerModel | None = None
+        self.vanished = False  # powered off: gone from the household's zone group state
         self._clock = clock
         self.volume = 20
         self._ramp: _Ramp | None = None
@@ -194,7 +196,7 @@ class SpeakerModel:
     def zone_group_state_xml(self) -> str:
         groups = []
         for coordinator in self.household.members:
-            if coordinator.coordinator is not None:
+            if coordinator.coordinator is not None or coordinator.vanished:
                 continue
             members = [coordinator] + [m for m in self.household.members if m.coordinator is coordinator]
             member_xml = "".join(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from relaxd.sim import sonos_groups as groups
 from relaxd.sim.sonos_didl import (
+    DIDL_CLOSE,
     SAVED_QUEUE_PREFIX,
     Track,
     didl,
@@ -19,6 +21,8 @@ from relaxd.sim.sonos_state import PLAY_MODES, SpeakerModel
 Args = Mapping[str, str]
 Out = dict[str, object]
 Handler = Callable[[SpeakerModel, Args], Out]
+GROUP_URI_PREFIX = groups.GROUP_URI_PREFIX
+DIDL_END = DIDL_CLOSE
 
 # Schemes a Sonos player accepts for SetAVTransportURI/AddURIToQueue; anything else is 714.
 _PLAYABLE = (
@@ -62,7 +66,9 @@ def bool_arg(args: Args, name: str) -> bool:
 # --- AVTransport ------------------------------------------------------------------------------
 def set_uri(m: SpeakerModel, args: Args) -> Out:
     uri, metadata = args.get("CurrentURI", ""), args.get("CurrentURIMetaData", "")
-    if uri == m.queue_uri():
+    if uri.startswith(GROUP_URI_PREFIX):
+        groups.join(m, uri.removeprefix(GROUP_URI_PREFIX))
+    elif uri == m.queue_uri():
         m.load(uri, "", None)
     elif uri.startswith(("x-rincon-queue:", "x-sonos-vli:")) or not uri:
         # a cloud queue (Spotify Connect, Alexa) lives in the cloud: no player can start it by URI
@@ -78,15 +84,13 @@ def set_uri(m: SpeakerModel, args: Args) -> Out:
     return {}
 
 
-def enqueue(m: SpeakerModel, args: Args) -> Out:
-    uri, metadata = args.get("EnqueuedURI", ""), args.get("EnqueuedURIMetaData", "")
-    desired = int_arg(args, "DesiredFirstTrackNumberEnqueued", 0)
+def _tracks(m: SpeakerModel, uri: str, metadata: str) -> list[Track]:
     playlist = m.library.playlist_by_uri(uri)
     if playlist is not None:
-        tracks = list(playlist.tracks)
-    elif uri.startswith(_PLAYABLE):
+        return list(playlist.tracks)
+    if uri.startswith(_PLAYABLE):
         known = m.library.track(uri)
-        tracks = [
+        return [
             known
             or Track(
                 uri,
@@ -94,8 +98,29 @@ def enqueue(m: SpeakerModel, args: Args) -> Out:
                 duration_s=0 if uri.startswith(_STREAMS) else 180,
             )
         ]
-    else:
-        raise UPnPError(714, "Illegal MIME-Type")
+    raise UPnPError(714, "Illegal MIME-Type")
+
+
+def enqueue(m: SpeakerModel, args: Args) -> Out:
+    uri, metadata = args.get("EnqueuedURI", ""), args.get("EnqueuedURIMetaData", "")
+    return _insert(m, int_arg(args, "DesiredFirstTrackNumberEnqueued", 0), _tracks(m, uri, metadata))
+
+
+def enqueue_many(m: SpeakerModel, args: Args) -> Out:
+    """AddMultipleURIsToQueue: up to 16 space-separated URIs (soco's chunks), their DIDL likewise."""
+    count = int_arg(args, "NumberOfURIs", 1, 16)
+    uris = args.get("EnqueuedURIs", "").split()
+    # the DIDL documents are joined by spaces too; each ends with its closing tag
+    metadata = [d + DIDL_END for d in args.get("EnqueuedURIsMetaData", "").split(DIDL_END)[:-1]]
+    if len(uris) != count:
+        raise UPnPError(402, "Invalid Args")
+    metadata = (metadata + [""] * count)[:count]
+    tracks = [t for uri, meta in zip(uris, metadata, strict=True) for t in _tracks(m, uri, meta.strip())]
+    out = _insert(m, int_arg(args, "DesiredFirstTrackNumberEnqueued", 0), tracks)
+    return {**out, "NewUpdateID": m.queue_update_id}
+
+
+def _insert(m: SpeakerModel, desired: int, tracks: list[Track]) -> Out:
     first = desired if 0 < desired <= len(m.queue) else len(m.queue) + 1
     m.queue[first - 1 : first - 1] = tracks
     if m.source_kind() == "queue" and first <= m.track_nr:
@@ -257,4 +282,17 @@ def set_play_mode(m: SpeakerModel, args: Args) -> Out:
 
 def set_crossfade(m: SpeakerModel, args: Args) -> Out:
     m.crossfade = bool_arg(args, "CrossfadeMode")
+    return {}
+
+
+def standalone(m: SpeakerModel, args: Args) -> Out:
+    handed_to = groups.leave(m)
+    return {"DelegatedGroupCoordinatorID": handed_to, "NewGroupID": f"{m.uid}:{m.queue_update_id}"}
+
+
+def delegate(m: SpeakerModel, args: Args) -> Out:
+    new = next((x for x in m.household.members if x.uid == args.get("NewCoordinator", "")), None)
+    if new is None or new.vanished:
+        raise UPnPError(402, "Invalid Args")
+    groups.delegate(m, new, bool_arg(args, "RejoinGroup"))
     return {}

@@ -1,6 +1,6 @@
-"""Sonos adapter (soco): the Speaker port."""
+"""Sonos adapter (soco): the Speaker port for a room's speakers and their groups."""
 
 from relaxd.adapters.sonos.ramp import ramp_steps
-from relaxd.adapters.sonos.speaker import SonosSpeaker
+from relaxd.adapters.sonos.speaker import SonosSpeaker, SpeakerRef
 
-__all__ = ["SonosSpeaker", "ramp_steps"]
+__all__ = ["SonosSpeaker", "SpeakerRef", "ramp_steps"]

@@ -1,28 +1,30 @@
-"""soco's Snapshot as JSON-able data, so that another process can rebuild it and restore."""
+"""soco's Snapshot of one speaker, read in parallel, its queue read and restored in batches; relaxd's model of it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from soco.data_structures import to_didl_string
 from soco.data_structures_entry import from_didl_string
-from soco.exceptions import SoCoUPnPException
+from soco.exceptions import SoCoException, SoCoUPnPException
 from soco.snapshot import Snapshot
 
 from relaxd.adapters.blocking import Op
 from relaxd.adapters.sonos.calls import read_all
-from relaxd.core.ports import SnapshotData
+from relaxd.adapters.sonos.state import Playback, RoomSnapshot, SpeakerState
 
 log = logging.getLogger(__name__)
 # Requests of a snapshot, for its deadline: about a dozen, plus one per 400 queue items.
 SNAPSHOT_REQUESTS = 16
 
-FORMAT = "soco-snapshot/1"
-_SCALARS = (str, int, float, bool, type(None))
-# The device, the queue (stored as DIDL) and our own switch: not scalar captured state.
-_NOT_STATE = ("device", "queue", "restore_volume")
+# A longer queue is saved as a window of this many tracks around the one playing: its restore
+# (16 tracks a request) stays within 63 requests.
+MAX_QUEUE_TRACKS = 1000
+QUEUE_BATCH = 400  # tracks of one Browse, as soco reads them
+ADD_BATCH = 16  # tracks of one AddMultipleURIsToQueue, as soco sends them
 
 
 class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
@@ -33,9 +35,13 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
     ramp rate, 1.25 steps per second, whatever time was asked for).
     """
 
+    queue: list[list[Any]] | None
+
     def __init__(self, device: Any, snapshot_queue: bool = True) -> None:
         super().__init__(device, snapshot_queue=snapshot_queue)
         self.restore_volume = True
+        self.queue_start = 0  # index of the first saved track in the speaker's queue
+        self.queue_total = 0  # tracks in the speaker's queue
 
     async def capture(self, op: Op) -> str:
         """soco's Snapshot.snapshot(): the same attributes, read in two parallel rounds under op;
@@ -77,8 +83,8 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
                 second["cross_fade"] = lambda: device.cross_fade
         else:
             self.media_metadata = got["media_info"]["CurrentURIMetaData"]
-        if self.queue is not None:
-            second["queue"] = self._save_queue  # appends to self.queue, in its worker
+        if self.queue is not None and self.is_coordinator:
+            second["queue"] = lambda: device.get_queue(0, QUEUE_BATCH)
         results = await read_all(op, second) if second else {}
         if self.is_playing_queue:
             self.play_mode = results["play_mode"]
@@ -91,13 +97,46 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
                 self.track_position = track_info["position"]
         if self.is_coordinator and got["transport_info"] is not None:
             self.transport_state = got["transport_info"]["current_transport_state"]
+        if "queue" in results:
+            await self._rest_of_queue(op, results["queue"])
+        elif self.queue is not None:
+            self.queue = None  # a group member: its coordinator's queue is the group's
         return str(got["uid"])
+
+    async def _rest_of_queue(self, op: Op, first: Any) -> None:
+        """The queue, or a window of MAX_QUEUE_TRACKS of it from the track playing (read 400 at a time)."""
+        total = int(getattr(first, "total_matches", None) or len(first))
+        self.queue_total = total
+        if total <= len(first):
+            self.queue = [list(first)] if len(first) else []
+            return
+        playing = max(0, (self.playlist_position or 1) - 1)
+        start = min(playing, max(0, total - MAX_QUEUE_TRACKS))
+        end = min(total, start + MAX_QUEUE_TRACKS)
+        self.queue_start = start
+        items: list[Any] = list(first)[start:] if start < len(first) else []
+        while start + len(items) < end:
+            offset = start + len(items)
+            batch: Any = await op.run(lambda offset=offset: self.device.get_queue(offset, QUEUE_BATCH))  # type: ignore[misc]
+            if not len(batch):
+                break
+            items += list(batch)
+        self.queue = [items[: end - start]]
 
     def restore_requests(self) -> int:
         """How many requests restore() makes at most, for its deadline."""
         queued = sum(len(batch) for batch in self.queue or [])
         settle = 7 if self.transport_state == "PAUSED_PLAYBACK" else 0
-        return 16 + queued + settle
+        return 16 + -(-queued // ADD_BATCH) + settle
+
+    def _restore_queue(self) -> None:
+        """soco adds the tracks back one request each; 16 a request (AddMultipleURIsToQueue) is 16 times faster."""
+        if self.queue is None:
+            return
+        self.device.clear_queue()
+        items = [item for batch in self.queue for item in batch]
+        if items:
+            self.device.add_multiple_to_queue(items)
 
     def _restore_volume(self, fade: bool) -> None:
         if not self.restore_volume:
@@ -139,61 +178,70 @@ class RelaxdSnapshot(Snapshot):  # type: ignore[misc]
             self.device.mute = was_muted
 
 
-def to_data(snap: Snapshot, coordinator_uid: str) -> SnapshotData:
-    """Every attribute the Snapshot captured, plus the queue items as DIDL-Lite."""
-    state: dict[str, Any] = {}
-    for key, value in vars(snap).items():
-        if key in _NOT_STATE or key.startswith("_"):
-            continue
-        if not isinstance(value, _SCALARS):
-            raise TypeError(f"Snapshot.{key} is a {type(value).__name__}, not JSON-able")
-        state[key] = value
-    queue = None
-    if snap.queue is not None:
-        queue = [to_didl_string(item) for batch in snap.queue for item in batch]
-    return {"format": FORMAT, "coordinator_uid": coordinator_uid, "state": state, "queue": queue}
+def to_state(snap: RelaxdSnapshot, uid: str, name: str) -> SpeakerState:
+    """relaxd's model of what snap captured of one speaker."""
+    playback = None
+    if snap.is_coordinator:
+        queue = None
+        if snap.queue is not None:
+            queue = [to_didl_string(item) for batch in snap.queue for item in batch]
+        playback = Playback(
+            uri=snap.media_uri or "",
+            metadata=snap.media_metadata,
+            plays_queue=snap.is_playing_queue,
+            plays_cloud_queue=snap.is_playing_cloud_queue,
+            track=snap.playlist_position or 0,
+            position=snap.track_position,
+            play_mode=snap.play_mode,
+            crossfade=snap.cross_fade,
+            transport_state=snap.transport_state,
+            queue=queue,
+            queue_start=snap.queue_start,
+            queue_total=snap.queue_total,
+        )
+    return SpeakerState(
+        uid=uid,
+        name=name,
+        volume=snap.volume,
+        mute=snap.mute,
+        bass=snap.bass,
+        treble=snap.treble,
+        loudness=snap.loudness,
+        playback=playback,
+    )
 
 
-def from_data(device: Any, data: SnapshotData) -> RelaxdSnapshot:
-    """A Snapshot for device with the state to_data() wrote (maybe in another process)."""
-    if data.get("format") != FORMAT:
-        raise ValueError(f"not a Sonos snapshot of format {FORMAT}: {data.get('format')!r}")
-    problem = values_problem(data.get("state"))
-    if problem is not None:
-        raise ValueError(problem)
-    snap = RelaxdSnapshot(device, snapshot_queue=data.get("queue") is not None)
-    for key, value in data["state"].items():
-        if key in _NOT_STATE or not hasattr(snap, key):
-            # written by another soco version: restore what this one knows rather than nothing
-            log.warning("ignoring Snapshot attribute %r this soco does not have", key)
-            continue
-        setattr(snap, key, value)
-    if data.get("queue") is not None:
-        items = [obj for didl in data["queue"] for obj in from_didl_string(didl)]
+def to_snap(device: Any, state: SpeakerState, *, transport: bool) -> RelaxdSnapshot:
+    """A soco Snapshot for device holding state; transport=False restores only its own sound."""
+    playback = state.playback
+    snap = RelaxdSnapshot(device, snapshot_queue=playback is not None and playback.queue is not None)
+    snap.volume, snap.mute, snap.bass, snap.treble, snap.loudness = (
+        state.volume,
+        state.mute,
+        state.bass,
+        state.treble,
+        state.loudness,
+    )
+    snap.is_coordinator = transport and playback is not None
+    if playback is None:
+        return snap
+    snap.media_uri, snap.media_metadata = playback.uri, playback.metadata
+    snap.is_playing_queue, snap.is_playing_cloud_queue = playback.plays_queue, playback.plays_cloud_queue
+    # the saved queue may be a window of a longer one: positions count from its start
+    snap.playlist_position = max(0, playback.track - playback.queue_start)
+    snap.track_position, snap.play_mode, snap.cross_fade = playback.position, playback.play_mode, playback.crossfade
+    snap.transport_state = playback.transport_state
+    if playback.queue is not None:
+        items = [obj for didl in playback.queue for obj in from_didl_string(didl)]
         snap.queue = [items] if items else []
     return snap
 
 
-# What the values soco's Snapshot holds may be, as the speaker takes them.
-_RANGES = {"volume": (0, 100), "bass": (-10, 10), "treble": (-10, 10)}
-
-
-def values_problem(state: Any) -> str | None:
-    """Why the saved speaker values cannot be sent back (types and ranges), or None."""
-    if not isinstance(state, dict):
-        return "the saved state is not an object"
-    for key, (low, high) in _RANGES.items():
-        value = state.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return f"{key} is {str(value)[:20]!r}, not a whole number in {low}..{high}"
-    for key in ("mute", "loudness"):
-        if state.get(key) is not None and not isinstance(state[key], bool):
-            return f"{key} is {str(state[key])[:20]!r}, not true or false"
-    return None
-
-
-def queue_length(data: SnapshotData) -> int:
-    queue = data.get("queue")
-    return len(queue) if isinstance(queue, list) else 0
+def check_queues(saved: RoomSnapshot) -> None:
+    """Every saved queue item parses (ValueError when one does not): found before anything is sent."""
+    for speaker in saved.speakers:
+        for didl in (speaker.playback.queue or []) if speaker.playback is not None else []:
+            try:
+                from_didl_string(didl)
+            except (ValueError, TypeError, KeyError, AttributeError, ParseError, SoCoException) as exc:
+                raise ValueError(f"a queue item of {speaker.name or speaker.uid} does not parse: {exc}") from None

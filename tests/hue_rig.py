@@ -42,9 +42,10 @@ def every_kind_of_light() -> Iterator[HueBridgeSim]:
 
 
 @contextlib.contextmanager
-def three_lights() -> Iterator[HueBridgeSim]:
-    """One light of each model ("Colour" on, "White" on, "Dim" off) in the Room "Massage Room"."""
-    hub = HueBridgeSim(lights=0)
+def three_lights(**bridge: Any) -> Iterator[HueBridgeSim]:
+    """One light of each model ("Colour" on, "White" on, "Dim" off) in the Room "Massage Room"
+    (bridge: HueBridgeSim's keyword arguments, e.g. https=True)."""
+    hub = HueBridgeSim(lights=0, **bridge)
     hub.add_light(EXTENDED_COLOR, "Colour", on=True, bri=200, ct=300, colormode="ct")
     hub.add_light(COLOR_TEMPERATURE, "White", on=True, bri=150, ct=400)
     hub.add_light(DIMMABLE, "Dim", on=False, bri=120)

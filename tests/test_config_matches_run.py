@@ -52,6 +52,8 @@ SEEN_TO_CRASH_RUN = [
     ({"mqtt": {"base_topic": "P\x0f(\x9c"}}, "mqtt.base_topic"),
     ({"mqtt": {"client_id": "relaxd\x7f"}}, "mqtt.client_id"),
     ({"triggers": [{"topic": "zigbee2mqtt/\ufffe", "match": "x", "room": "room1"}]}, "triggers.0.topic"),
+    # Lights on a bridge the hue section does not have: run could not build the room's lights.
+    ({"rooms": {"room1": {"lights": {"group": "Room", "bridge": "annex"}}}}, "rooms.room1.lights.bridge"),
 ]
 
 

@@ -51,7 +51,11 @@ def kill_9(rig: Rig) -> None:
 def restart_and_expect_restore(rig: Rig, mqtt: Collector, before: dict[str, Any]) -> list[Received]:
     mqtt.clear()
     rig.start_daemon()
-    msgs = mqtt.wait_for(lambda m: "room_restored" in event_names(m), timeout_s=30)
+
+    def restored(m: list[Received]) -> bool:  # the state goes idle just after room_restored
+        return "room_restored" in event_names(m) and (last_state(m) or {}).get("state") == "idle"
+
+    msgs = mqtt.wait_for(restored, timeout_s=30)
     assert "restore_failed" not in event_names(msgs)
     # The dead session ends for followers too, before the room is given back.
     assert event_names(msgs)[-2:] == ["session_stopped", "room_restored"]

@@ -51,7 +51,7 @@ def test_pair_polls_until_the_link_button_is_pressed(sim: HueBridgeSim, calls: B
         ticks.append(left_s)
         sim.press_link_button()
 
-    username = pair(sim.address, https=False, wait_s=5, on_tick=tick, poll_s=0.05)
+    username = pair(sim.address, https=False, wait_s=5, on_tick=tick, poll_s=0.05).username
     posts = [e for e in sim.request_log() if e.method == "POST" and e.path == "/api"]
     assert len(posts) == 2 and len(ticks) == 1 and 0 < ticks[0] <= 5
     assert posts[0].body["devicetype"].startswith("relaxd#") and len(posts[0].body["devicetype"]) <= 40

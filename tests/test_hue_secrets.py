@@ -1,12 +1,9 @@
-"""The Hue adapter keeps the username out of files and logs, and speaks HTTPS to a bridge that
-wants it."""
+"""The Hue adapter keeps the username out of files and logs (HTTPS: test_hue_https.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +39,7 @@ async def test_phue_never_touches_home(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     sim.press_link_button()
-    username = await asyncio.to_thread(pair, sim.address, https=False, wait_s=1)
+    username = (await asyncio.to_thread(pair, sim.address, https=False, wait_s=1)).username
     room = HueLights(HueBridge(sim.address, username, calls=calls, https=False), group="Massage Room")
     await room.restore(await room.snapshot())
     assert list(home.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["home"]
@@ -53,7 +50,7 @@ async def test_the_username_never_reaches_the_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sim.press_link_button()
-    paired = await asyncio.to_thread(pair, sim.address, https=False, wait_s=1)
+    paired = (await asyncio.to_thread(pair, sim.address, https=False, wait_s=1)).username
     assert logging.getLogger("phue").getEffectiveLevel() == logging.WARNING
     room = HueLights(bridge, group="Massage Room")
     snapshot = await room.snapshot()
@@ -70,34 +67,3 @@ async def test_the_username_never_reaches_the_logs(
     assert caplog.records, "the adapter and simulator should have logged something at DEBUG"
     logged = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records)
     assert sim.username not in logged and paired not in logged
-
-
-# -- HTTPS ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def https_sim(tmp_path: Path) -> Iterator[HueBridgeSim]:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=001788fffe000001"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    hub = HueBridgeSim(lights=2, ssl_context=context)
-    hub.start()
-    yield hub
-    hub.stop()
-
-
-async def test_https_only_bridge_with_https_true_and_auto(https_sim: HueBridgeSim, calls: BlockingCalls) -> None:
-    secure = HueBridge(https_sim.address, https_sim.username, calls=calls, https=True, timeout_s=2)
-    await HueLights(secure, group="Massage Room").apply(WARM)
-    assert https_sim.light_state(1)["bri"] == 80
-    auto = HueBridge(https_sim.address, https_sim.username, calls=calls, https="auto", timeout_s=2)
-    assert (await HueLights(auto, group="Massage Room").snapshot())["lights"]["1"]["bri"] == 80
-    await auto.check()  # HTTPS remembered after the plain request was reset
-    with pytest.raises(DeviceError, match="reset"):
-        await HueBridge(https_sim.address, https_sim.username, calls=calls, https=False, timeout_s=2).check()

@@ -71,13 +71,33 @@ def cmd_hue_pair(args: argparse.Namespace) -> int:
             print(f"\r  {left_s:4.0f} s left ", end="", flush=True)
 
     try:
-        username = pair(args.host, https=https, wait_s=args.wait, on_tick=tick)
+        paired = pair(args.host, https=https, wait_s=args.wait, on_tick=tick)
     except DeviceError as exc:
         print(f"\nrelaxd: pairing failed: {exc.message}", file=sys.stderr)
         return EX_FAILURE
-    print("\nPaired. Put this in your config (it is a secret):")
-    print(f'hue:\n  host: {args.host}\n  username: "{username}"')
+    lines = [f"host: {args.host}", f'username: "{paired.username}"', f"https: {'true' if paired.https else 'false'}"]
+    if paired.bridge_id is not None:
+        lines.append(f'bridge_id: "{paired.bridge_id}"')
+    if paired.fingerprint is not None:
+        lines.append(f'fingerprint: "{paired.fingerprint}"')
+    if paired.https:
+        print(f"\nPaired over HTTPS with bridge {paired.bridge_id}; its certificate (SHA-256 {paired.fingerprint})")
+        print("is checked on every connection. Put this in your config (it is a secret):")
+    else:
+        print("\nPaired over plain HTTP: this bridge has no HTTPS, so there is no certificate to pin.")
+        print("Put this in your config (it is a secret):")
+    indent = "  " if args.name is None else "      "
+    head = "hue:\n" if args.name is None else f"hue:\n  bridges:\n    {args.name}:\n"
+    print(head + "".join(f"{indent}{line}\n" for line in lines), end="")
     return EX_OK
+
+
+def _bridge_name(text: str) -> str:
+    from relaxd.core.hue_config import BRIDGE_NAME_RE
+
+    if not BRIDGE_NAME_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is no bridge name (lowercase letters, digits and _, up to 32)")
+    return text
 
 
 def cmd_remote(args: argparse.Namespace) -> int:
@@ -124,8 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     hue_sub = hue.add_subparsers(dest="hue_command", required=True, metavar="COMMAND")
     pair = hue_sub.add_parser("pair", help="pair with a bridge (press its link button)")
     pair.add_argument("--host", required=True, help="bridge address, host or host:port")
-    pair.add_argument("--https", choices=("auto", "true", "false"), default="auto")
+    pair.add_argument(
+        "--https",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="auto (default): HTTPS, plain HTTP only for a bridge without it; true: HTTPS only; false: plain HTTP",
+    )
     pair.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the button")
+    pair.add_argument(
+        "--name", type=_bridge_name, help="print the config as this bridge of hue.bridges (several bridges)"
+    )
     pair.set_defaults(func=cmd_hue_pair)
     with_config(sub.add_parser("routines", help="list routines with phases and durations")).set_defaults(
         func=cmd_routines
@@ -135,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sonos-port", type=int, default=1400, help="Sonos speaker port (default 1400, 0: any free one)")
     sim.add_argument("--lights", type=int, default=3, help="how many lights the bridge has (default 3)")
     sim.add_argument("--latency-ms", type=float, default=0.0, help="delay before every request is carried out")
+    sim.add_argument(
+        "--hue-https",
+        action="store_true",
+        help="the bridges serve HTTPS like a Bridge Pro (own CA, CN = bridge id; plain HTTP: 301)",
+    )
+    sim.add_argument(
+        "--hue-bridges", type=int, default=1, help="how many bridges (default 1; more: hue.bridges in the snippet)"
+    )
     sim.add_argument(
         "--control-port", type=int, default=8099, help="fault control API port (default 8099, 0: any free one)"
     )

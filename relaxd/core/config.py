@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from relaxd.core.hue_config import HueConfig, LightsConfig
 from relaxd.core.ports import MusicSource
 from relaxd.core.routines import Routine
 from relaxd.core.schedule_config import ScheduleConfig
@@ -111,30 +112,6 @@ class MqttConfig(Strict):
         return value
 
 
-class HueConfig(Strict):
-    """The Philips Hue bridge."""
-
-    host: str = Field(description="Bridge address, host or host:port.")
-    username: SecretStr = Field(description="Bridge username from `relaxd hue pair` (secret).")
-    https: Literal["auto"] | bool = Field(
-        default="auto", description="true for HTTPS-only bridges, false for HTTP, auto to find out."
-    )
-    timeout: Duration = Field(default=5.0, ge=0.1, le=120, description="Timeout of one bridge request, e.g. 5s.")
-
-
-class LightsConfig(Strict):
-    """Which lights belong to the room: a bridge group, or light names."""
-
-    group: str | None = Field(default=None, description="Name of a Hue room or zone.")
-    names: list[str] | None = Field(default=None, min_length=1, description="Names of Hue lights.")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> LightsConfig:
-        if (self.group is None) == (self.names is None):
-            raise ValueError("give exactly one of group or names")
-        return self
-
-
 class SpeakerConfig(Strict):
     """Which Sonos speaker plays in the room."""
 
@@ -170,6 +147,12 @@ class RoomConfig(Strict):
 
     lights: LightsConfig | None = Field(default=None, description="The room's Hue lights.")
     speaker: SpeakerConfig | None = Field(default=None, description="The room's Sonos speaker.")
+    speakers: list[SpeakerConfig] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="Several Sonos speakers instead of one: grouped under the first for a session.",
+    )
     music: MusicConfig | None = Field(default=None, description="What to play; none keeps the source.")
     max_volume: int = Field(default=30, ge=0, le=100, description="Volume never goes above this.")
     routine: str = Field(default="classic", description="Routine used when a start names none.")
@@ -179,11 +162,20 @@ class RoomConfig(Strict):
 
     @model_validator(mode="after")
     def _has_device(self) -> RoomConfig:
-        if self.lights is None and self.speaker is None:
+        if self.speaker is not None and self.speakers is not None:
+            raise ValueError("give speaker or speakers, not both")
+        if self.lights is None and not self.speaker_list():
             raise ValueError("a room needs lights, a speaker, or both")
-        if self.music is not None and self.speaker is None:
+        if self.music is not None and not self.speaker_list():
             raise ValueError("music needs a speaker")
+        seen = [(s.host or "", s.name or "") for s in self.speaker_list()]
+        if len(set(seen)) != len(seen):
+            raise ValueError("speakers: a speaker is named twice")
         return self
+
+    def speaker_list(self) -> list[SpeakerConfig]:
+        """The room's speakers: the one of speaker, or those of speakers (the first leads the group)."""
+        return [self.speaker] if self.speaker is not None else list(self.speakers or [])
 
 
 class TriggerConfig(Strict):

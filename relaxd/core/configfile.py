@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from relaxd.core.config import ROOM_ID_RE, Settings, TriggerConfig
+from relaxd.core.hue_config import lights_problems
 from relaxd.core.routines import Routine, builtin_routines
 from relaxd.core.schedule_config import ScheduleConfig
 
@@ -168,6 +169,7 @@ def _reference_problems(settings: Settings) -> list[str]:
             problems.append(f"rooms.{room_id}.routine: unknown routine {room.routine!r}")
         if room.lights is not None and settings.hue is None:
             problems.append(f"rooms.{room_id}.lights: the room has lights but there is no hue section")
+    problems += lights_problems(settings.hue, settings.rooms)
     refs: list[tuple[str, int, TriggerConfig | ScheduleConfig]] = [
         *(("triggers", i, t) for i, t in enumerate(settings.triggers)),
         *(("schedules", i, sc) for i, sc in enumerate(settings.schedules)),

@@ -159,7 +159,7 @@ def room_entities(topics: Topics, room: str, cfg: RoomConfig, routines: Mapping[
             "value_template": routine_template(options),
             "command_topic": topics.routine_set(room),
         }
-    for device, present in (("lights", cfg.lights is not None), ("speaker", cfg.speaker is not None)):
+    for device, present in (("lights", cfg.lights is not None), ("speaker", bool(cfg.speaker_list()))):
         if present:
             entities[("binary_sensor", device)] = {
                 "name": device.capitalize(),

@@ -28,7 +28,9 @@ def _bad_body(address: str) -> Reply:
 class HueApiState:
     """Everything the bridge stores, and the v1 routes over it. Callers hold the lock."""
 
-    def __init__(self, username: str) -> None:
+    def __init__(self, username: str, bridge_id: str = "001788FFFE000001", modelid: str = "BSB002") -> None:
+        self.bridge_id = bridge_id
+        self.modelid = modelid
         self.lights: dict[str, SimLight] = {}
         self.groups: dict[str, SimGroup] = {}
         self.group0 = SimGroup("0", "Group 0", [], type="LightGroup")
@@ -42,16 +44,17 @@ class HueApiState:
     # -- config -----------------------------------------------------------------------------
 
     def public_config(self) -> dict[str, Any]:
+        mac = self.bridge_id[:6] + self.bridge_id[10:]  # a bridge id is the MAC with FFFE in the middle
         return {
             "name": self.bridge_name,
             "datastoreversion": "163",
             "swversion": "1967054020",
             "apiversion": "1.67.0",
-            "mac": "00:17:88:00:00:01",
-            "bridgeid": "001788FFFE000001",
+            "mac": ":".join(mac[i : i + 2] for i in range(0, 12, 2)).lower(),
+            "bridgeid": self.bridge_id,
             "factorynew": False,
             "replacesbridgeid": None,
-            "modelid": "BSB002",
+            "modelid": self.modelid,
             "starterkitid": "",
         }
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from relaxd.sim.hue_api import HueApiState, Reply
 from relaxd.sim.hue_faults import HueFaults
-from relaxd.sim.hue_http import HttpServer
+from relaxd.sim.hue_http import HttpServer, PlainHttp
 from relaxd.sim.hue_limits import BRIDGE_RATE_LIMITS, GROUP_COMMANDS_PER_S, LIGHT_COMMANDS_PER_S, HueLimits, RateLimits
 from relaxd.sim.hue_model import (
     COLOR_TEMPERATURE,
@@ -29,6 +29,7 @@ from relaxd.sim.hue_model import (
     SimLight,
     error,
 )
+from relaxd.sim.hue_tls import HueHttps, SimCertificates
 
 # The limits (defined in hue_limits) are importable from here too, as they were first.
 __all__ = ["GROUP_COMMANDS_PER_S", "LIGHT_COMMANDS_PER_S", "HandChange", "HueBridgeSim", "LogEntry", "RateLimits"]
@@ -53,13 +54,16 @@ class HandChange(NamedTuple):
     fields: dict[str, Any]
 
 
-class HueBridgeSim(HueFaults, HueLimits):
+class HueBridgeSim(HueFaults, HueLimits, HueHttps):
     """A Hue bridge on 127.0.0.1 with a Python inspection API for tests, benchmarks and the demo.
 
     Faults: latency_ms delays carrying out every request; fail_next, mangle_next, slow_next
     and trickle_next (see HueFaults) shape the next answers; stop() is the bridge unplugged.
     Limits (see HueLimits): rate_limits (the real bridge's by default; shorter windows make
     pacing tests fast), rate_limited_count, in_flight and max_in_flight.
+    HTTPS (https=True) as a real bridge: a leaf certificate with CN = bridge_id and no subjectAltName,
+    signed by certificates' CA (its own if none is given), plain HTTP on the same port answered as
+    plain_http says ("redirect": 301, as the Bridge Pro; "serve": as the square bridge).
     """
 
     def __init__(
@@ -71,17 +75,31 @@ class HueBridgeSim(HueFaults, HueLimits):
         *,
         ssl_context: ssl.SSLContext | None = None,
         rate_limits: RateLimits = BRIDGE_RATE_LIMITS,
+        https: bool = False,
+        plain_http: PlainHttp = "redirect",
+        bridge_id: str | None = None,
+        certificates: SimCertificates | None = None,
     ) -> None:
         HueFaults.__init__(self)
         HueLimits.__init__(self, rate_limits)
         self.host = "127.0.0.1"
         self.latency_ms = latency_ms
-        # Real usernames are 40 hex characters.
+        # Real usernames are 40 hex characters; bridge ids are 001788FFFE and 6 more hex digits.
         self.username = username or secrets.token_hex(20)
-        self._http = HttpServer(self.host, port, self.handle, ssl_context, self.pacing, self._in_flight)
+        self.bridge_id = (bridge_id or f"001788FFFE{secrets.token_hex(3)}").upper()
+        self.https = https or ssl_context is not None
+        self._own_certificates = https and certificates is None
+        self.certificates = certificates if certificates is not None else SimCertificates()
+        self._context = ssl_context
+        tls = self._tls_context if self.https else None
+        plain = plain_http if self.https else "serve"
+        self._http = HttpServer(
+            self.host, port, self.handle, tls, self.pacing, self._in_flight, plain, self._redirected
+        )
         self._lock = threading.RLock()
-        self._api = HueApiState(self.username)
+        self._api = HueApiState(self.username, self.bridge_id, "BSB003" if plain == "redirect" else "BSB002")
         self._log: list[LogEntry] = []
+        self._redirects: list[LogEntry] = []
         self._hand_log: list[HandChange] = []
         for index in range(lights):
             self._add_default_light(index)
@@ -108,6 +126,21 @@ class HueBridgeSim(HueFaults, HueLimits):
     def stop(self) -> None:
         """Unplug the bridge: new connections are refused, delayed and trickled answers given up."""
         self._http.stop()
+        if self._own_certificates and not self._http.running:
+            self.certificates.close()
+            self._context = None
+
+    # -- HTTPS -------------------------------------------------------------------------------------
+
+    def redirected(self) -> list[LogEntry]:
+        """Plain HTTP requests answered with a 301 (they never reached the API)."""
+        with self._lock:
+            return list(self._redirects)
+
+    def _redirected(self, method: str, raw_path: str, raw_body: bytes) -> None:
+        entry = LogEntry(time.monotonic(), method, urlsplit(raw_path).path, raw_body.decode("utf-8", "replace") or None)
+        with self._lock:
+            self._redirects.append(entry)
 
     @property
     def running(self) -> bool:

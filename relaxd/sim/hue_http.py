@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from relaxd.sim.faults import AnswerPacing
@@ -25,11 +26,22 @@ logger = logging.getLogger(__name__)
 _USERNAME_IN_PATH = re.compile(r"/api/[^/\s]+")
 # (method, path, raw body) -> (HTTP status, JSON payload or raw bytes)
 Handler = Callable[[str, str, bytes], tuple[int, Any]]
+# The TLS context for the next connection (None: plain HTTP only); called for every connection.
+TlsSource = Callable[[], ssl.SSLContext | None]
+# What a bridge serving HTTPS does with plain HTTP on the same port: serve it too (square bridge),
+# or answer 301 to https:// (Hue Bridge Pro).
+PlainHttp = Literal["serve", "redirect"]
+# (method, path, raw body) of a plain request answered with a redirect.
+RedirectLog = Callable[[str, str, bytes], None]
+_TLS_HANDSHAKE = 0x16
+_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 class HttpServer:
     """A ThreadingHTTPServer on host:port in a background thread, restartable on the same port.
 
+    With TLS, each connection's first byte says what it is: a TLS handshake is served over TLS (in
+    the connection's own thread), plain HTTP is served or redirected as plain_http says.
     Answers are sent as pacing says (slow or trickled) when a pending pace matches the path;
     in_flight counts each request from its arrival until just before its answer's last bytes are
     written (a client holding the whole answer never finds its request still counted)."""
@@ -39,14 +51,19 @@ class HttpServer:
         host: str,
         port: int,
         handler: Handler,
-        ssl_context: ssl.SSLContext | None,
+        tls: ssl.SSLContext | TlsSource | None,
         pacing: AnswerPacing | None = None,
         in_flight: InFlight | None = None,
+        plain_http: PlainHttp = "serve",
+        on_redirect: RedirectLog | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._handler = handler
-        self._ssl_context = ssl_context
+        fixed = tls
+        self._tls: TlsSource = (lambda: fixed) if fixed is None or isinstance(fixed, ssl.SSLContext) else fixed
+        self._plain_http = plain_http
+        self._on_redirect = on_redirect
         self._pacing = pacing if pacing is not None else AnswerPacing(lambda pattern, path: pattern in path)
         self.in_flight = in_flight if in_flight is not None else InFlight()
         self._server: _Server | None = None
@@ -56,8 +73,9 @@ class HttpServer:
         if self._server is not None:
             return
         server = _Server((self.host, self.port), self._handler, self._pacing, self.in_flight)
-        if self._ssl_context is not None:
-            server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True)
+        server.tls = self._tls
+        server.plain_http = self._plain_http
+        server.on_redirect = self._on_redirect
         self.port = server.server_address[1]
         self._server = server
         self._thread = serve_in_thread(server, "hue-sim")
@@ -78,6 +96,34 @@ class _Server(SimHttpServer):
         self.handler = handler
         self.pacing = pacing
         self.in_flight = in_flight
+        self.tls: TlsSource = lambda: None
+        self.plain_http: PlainHttp = "serve"
+        self.on_redirect: RedirectLog | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        context = self.tls()
+        try:
+            # In the connection's thread: a slow or silent client holds up nobody else.
+            request.settimeout(_HANDSHAKE_TIMEOUT_S)
+            tls = request.recv(1, socket.MSG_PEEK)[:1] == bytes([_TLS_HANDSHAKE])
+            request.settimeout(None)
+        except OSError:
+            return  # the client left before saying anything
+        if not tls:
+            super().finish_request(request, client_address)
+            return
+        if context is None:
+            return  # a bridge without HTTPS: the handshake meets a closed connection
+        try:
+            secure = context.wrap_socket(request, server_side=True)
+        except OSError:  # includes ssl.SSLError: a client that gave up or does not trust us
+            logger.debug("hue sim: TLS handshake with %s failed", client_address, exc_info=True)
+            return
+        try:
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that timed out leave broken pipes behind; that is the point of latency tests.
@@ -94,6 +140,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         server = self.server
         path = urlsplit(self.path).path
+        if server.plain_http == "redirect" and not isinstance(self.connection, ssl.SSLSocket):
+            self._redirect(raw)
+            return
         with server.in_flight.request() as answered:
             # Taken at arrival, like the request itself: only the answer is paced.
             pace = server.pacing.take(path)
@@ -123,6 +172,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Retry-After", "1")
         self.end_headers()
         self.wfile.write(data)
+
+    def _redirect(self, raw: bytes) -> None:
+        """What a Bridge Pro's plain HTTP side does with every request: 301 to the same URL over HTTPS."""
+        if self.server.on_redirect is not None:
+            self.server.on_redirect(self.command, self.path, raw)
+        address = self.server.server_address
+        host, port = str(address[0]), address[1]
+        self.send_response(301)
+        self.send_header("Location", f"https://{host}:{port}{self.path}")
+        self.send_header("Content-Type", "text/html")
+        body = b"<html><head><title>301 Moved Permanently</title></head></html>"
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_PUT = do_POST = do_DELETE = _serve
 

@@ -25,10 +25,15 @@ class LightModel:
     color: bool
     ct_range: tuple[int, int] | None
     maxlumen: int = 806
+    # Some bridges report some colour temperature lights without a colormode.
+    reports_colormode: bool = True
 
     def capabilities(self) -> dict[str, Any]:
         control: dict[str, Any] = {"mindimlevel": 1000, "maxlumen": self.maxlumen}
-        if self.color:
+        if self.color and self.ct_range is None:  # the older colour-only lights: gamut A
+            control["colorgamuttype"] = "A"
+            control["colorgamut"] = [[0.704, 0.296], [0.2151, 0.7106], [0.138, 0.08]]
+        elif self.color:
             control["colorgamuttype"] = "C"
             control["colorgamut"] = [[0.6915, 0.3083], [0.17, 0.7], [0.1532, 0.0475]]
         if self.ct_range is not None:
@@ -42,17 +47,21 @@ class LightModel:
     def fields(self) -> tuple[str, ...]:
         """The state fields a command may set on this model."""
         base = ("on", "bri", "alert", "transitiontime")
-        if self.color:
-            return (*base, "hue", "sat", "xy", "ct", "effect")
-        if self.ct_range is not None:
-            return (*base, "ct")
-        return base
+        colour = ("hue", "sat", "xy", "effect") if self.color else ()
+        return (*base, *colour, *(("ct",) if self.ct_range is not None else ()))
 
 
 EXTENDED_COLOR = LightModel("Extended color light", "LCT015", "Hue color lamp", True, (153, 500))
 COLOR_TEMPERATURE = LightModel("Color temperature light", "LTW001", "Hue white ambiance lamp", False, (153, 454))
 DIMMABLE = LightModel("Dimmable light", "LWB010", "Hue white lamp", False, None)
+# A colour light without colour temperature (Hue Bloom, LivingColors).
+COLOR_ONLY = LightModel("Color light", "LLC011", "Hue bloom", True, None, maxlumen=120)
+# A colour temperature light whose state has no colormode (as some bridges report some of them).
+COLOR_TEMPERATURE_NO_MODE = LightModel(
+    "Color temperature light", "LTW012", "Hue ambiance candle", False, (153, 454), reports_colormode=False
+)
 MODELS: tuple[LightModel, ...] = (EXTENDED_COLOR, COLOR_TEMPERATURE, DIMMABLE)
+EVERY_MODEL: tuple[LightModel, ...] = (*MODELS, COLOR_ONLY, COLOR_TEMPERATURE_NO_MODE)
 
 
 def ct_to_xy(ct_mired: int) -> list[float]:
@@ -123,10 +132,11 @@ class SimLight:
     def create(cls, light_id: str, name: str, model: LightModel, **state: Any) -> SimLight:
         base: dict[str, Any] = {"on": False, "bri": 254, "alert": "none"}
         if model.color:
-            base.update(hue=8402, sat=140, effect="none", xy=[0.4575, 0.4099], ct=366)
-            base["colormode"] = "ct"
-        elif model.ct_range is not None:
-            base.update(ct=366, colormode="ct")
+            base.update(hue=8402, sat=140, effect="none", xy=[0.4575, 0.4099])
+        if model.ct_range is not None:
+            base["ct"] = 366
+        if model.reports_colormode and (model.color or model.ct_range is not None):
+            base["colormode"] = "ct" if model.ct_range is not None else "xy"
         base.update(mode="homeautomation", reachable=True)
         light = cls(light_id, name, model, base)
         light.force(state)
@@ -187,17 +197,16 @@ class SimLight:
         colour = next((k for k in ("xy", "ct", "hue", "sat") if k in fields), None)
         if colour == "xy":
             self.state["xy"] = [round(float(v), 4) for v in fields["xy"]]
-            self.state["colormode"] = "xy"
         elif colour == "ct":
             self.state["ct"] = fields["ct"]
             if self.model.color:
                 self.state["xy"] = ct_to_xy(fields["ct"])
-            self.state["colormode"] = "ct"
         elif colour is not None:
             for key in ("hue", "sat"):
                 if key in fields:
                     self.state[key] = fields[key]
-            self.state["colormode"] = "hs"
+        if colour is not None and self.model.reports_colormode:
+            self.state["colormode"] = {"xy": "xy", "ct": "ct"}.get(colour, "hs")
         if fields.get("on") is False and fields.get("transitiontime", 0) > 0:
             # The bridge fades bri down to 1 before switching off and keeps it: the next "on"
             # without a bri comes back at 1 (the trap restore must avoid).

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from relaxd.adapters.blocking import BlockingCalls
+from relaxd.adapters.hue.identity import Identity
 from relaxd.adapters.hue.pacing import Gate, Kind, Pacing
 from relaxd.adapters.hue.shapes import groups_problem, lights_problem
 from relaxd.adapters.hue.transport import (
@@ -45,20 +46,24 @@ class HueBridge:
         https: HttpsMode = "auto",
         timeout_s: float = 5.0,
         pacing: Pacing | None = None,
+        identity: Identity | None = None,
+        name: str | None = None,
     ) -> None:
         self.host = host
         self.username = username
         self.https = https
         self.timeout_s = timeout_s
+        self.name = name
         self._calls = calls
         self._errors = BridgeErrors(host, username, timeout_s)
-        self._transport = Transport(self._errors, https)
+        self.transport = Transport(self._errors, https, identity)
         self._gate = Gate(pacing or Pacing(), self._errors.fence)
         self._lights_read = _SharedRead(self._read_lights)
         self._groups_read = _SharedRead(self._read_groups)
 
     def __repr__(self) -> str:
-        return f"HueBridge(host={self.host!r}, https={self.https!r})"
+        named = f"name={self.name!r}, " if self.name is not None else ""
+        return f"HueBridge({named}host={self.host!r}, https={self.https!r})"
 
     @property
     def in_flight(self) -> int:
@@ -92,6 +97,10 @@ class HueBridge:
         )
         if not isinstance(config, dict) or "whitelist" not in config:
             raise DeviceError(DEVICE, NOT_PAIRED, code=1)
+
+    def hide(self, secret: str) -> None:
+        """Keep secret (a username just paired) out of every message and log line from now on."""
+        self._errors.hide(secret)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -138,7 +147,7 @@ class HueBridge:
         try:
             if on_admitted is not None:
                 on_admitted()
-            phue_bridge = PhueBridge(self._transport, self.username, admitted.sent)
+            phue_bridge = PhueBridge(self.transport, self.username, admitted.sent)
             return await op.run(lambda: action(phue_bridge))
         finally:
             op.end()

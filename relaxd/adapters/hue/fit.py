@@ -48,6 +48,23 @@ def xy_to_ct_mired(xy: tuple[float, float]) -> int:
     return round(1_000_000 / max(kelvin, 1000.0))
 
 
+def ct_mired_to_xy(ct_mired: int) -> tuple[float, float]:
+    """CIE xy of a black body at ct_mired (Kim et al. cubic fit), for colour lights without ct."""
+    kelvin = max(1667.0, min(25000.0, 1_000_000 / max(ct_mired, 1)))
+    t = 1000.0 / kelvin
+    if kelvin <= 4000:
+        x = -0.2661239 * t**3 - 0.2343589 * t**2 + 0.8776956 * t + 0.179910
+    else:
+        x = -3.0258469 * t**3 + 2.1070379 * t**2 + 0.2226347 * t + 0.240390
+    if kelvin <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif kelvin <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    return round(x, 4), round(y, 4)
+
+
 def scene_ct_mired(scene: LightScene) -> int | None:
     if scene.ct_mired is not None:
         return scene.ct_mired
@@ -69,12 +86,25 @@ def fit_scene(info: LightInfo, scene: LightScene) -> dict[str, Any]:
         body["xy"] = [round(scene.xy[0], 4), round(scene.xy[1], 4)]
     elif info.ct_range is not None and ct_mired is not None:
         body["ct"] = max(info.ct_range[0], min(info.ct_range[1], ct_mired))
+    elif info.color and ct_mired is not None:
+        # A colour light without colour temperature (Bloom, LightStrip): the same white as xy.
+        body["xy"] = list(ct_mired_to_xy(ct_mired))
     body["transitiontime"] = transitiontime(scene.transition_s)
     return body
 
 
-def group_body(infos: list[LightInfo], scene: LightScene) -> dict[str, Any]:
-    """One group action giving every member what fit_scene() would (the bridge picks xy over ct)."""
+def _group_colour(info: LightInfo, body: dict[str, Any]) -> str | None:
+    """The colour field a member takes from a group action (the bridge: xy over ct, what it can do)."""
+    if "xy" in body and info.color:
+        return "xy"
+    if "ct" in body and info.ct_range is not None:
+        return "ct"
+    return None
+
+
+def group_body(infos: list[LightInfo], scene: LightScene) -> dict[str, Any] | None:
+    """One group action giving every member what fit_scene() would (the bridge picks xy over ct), or
+    None when no single action can (a colour-only light needs xy where the others need ct)."""
     bodies = [fit_scene(info, scene) for info in infos]
     body: dict[str, Any] = {"on": True}
     if any("bri" in b for b in bodies):
@@ -85,12 +115,20 @@ def group_body(infos: list[LightInfo], scene: LightScene) -> dict[str, Any]:
     if any("ct" in b for b in bodies) and ct_mired is not None:
         body["ct"] = max(DEFAULT_CT_RANGE[0], min(DEFAULT_CT_RANGE[1], ct_mired))
     body["transitiontime"] = transitiontime(scene.transition_s)
+    for info, own in zip(infos, bodies, strict=True):
+        wanted = next((k for k in ("xy", "ct") if k in own), None)
+        if _group_colour(info, body) != wanted or (wanted == "xy" and body["xy"] != own["xy"]):
+            return None
     return body
 
 
 def colour_of(state: dict[str, Any]) -> dict[str, Any]:
-    """The colour fields of the light's colormode (empty for lights without colormode)."""
+    """The colour fields of the light's colormode; for a light that reports no colormode, its only
+    colour field (a colour temperature light's ct), else nothing."""
     mode = state.get("colormode")
+    if mode is None:
+        present = [k for k in ("xy", "ct", "hue") if k in state]
+        mode = {"xy": "xy", "ct": "ct", "hue": "hs"}[present[0]] if len(present) == 1 else None
     if mode == "xy" and "xy" in state:
         return {"xy": [float(v) for v in state["xy"]]}
     if mode == "ct" and "ct" in state:
@@ -116,7 +154,7 @@ def snapshot_entry(info: LightInfo, data: dict[str, Any]) -> dict[str, Any]:
         entry["bri"] = int(state["bri"])
     if state.get("colormode") in ("xy", "ct", "hs"):
         entry["colormode"] = state["colormode"]
-        entry.update(colour_of(state))
+    entry.update(colour_of(state))
     return entry
 
 
@@ -204,10 +242,12 @@ def changed_by_user(expected: Expected, state: dict[str, Any], now_s: float) -> 
         return True
     if not expected.on:
         return False
-    if expected.colormode is not None and state.get("colormode") != expected.colormode:
+    # A field the bridge does not report (colormode of some ct lights) says nothing about hands.
+    if expected.colormode is not None and "colormode" in state and state["colormode"] != expected.colormode:
         return True
     moving = now_s < expected.settle_at_s
     return any(
         not _near(key, state.get(key), target, expected.before.get(key), moving)
         for key, target in expected.fields.items()
+        if key in state
     )

@@ -9,9 +9,11 @@ import os
 import ssl
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import phue
 
+from relaxd.adapters.hue.identity import Identity, IdentityError, Verifier, ssl_error_means_no_tls
 from relaxd.core.ports import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -22,8 +24,6 @@ HttpsMode = str | bool
 RETRY_AFTER_429_S = 1.0
 MAX_RETRY_AFTER_S = 5.0
 _REDIRECTS = (301, 302, 303, 307, 308)
-# What a bridge that only serves HTTPS does to a plain HTTP request: refuse, reset or redirect.
-_TRY_HTTPS_AFTER = (ConnectionRefusedError, ConnectionResetError, http.client.BadStatusLine)
 NOT_PAIRED = "the bridge does not know this username; pair with `relaxd hue pair`"
 
 
@@ -50,10 +50,17 @@ class BridgeErrors:
     def __init__(self, host: str, username: str, timeout_s: float) -> None:
         self.host = host
         self._username = username
+        self._secrets: list[str] = []
         self.timeout_s = timeout_s
 
+    def hide(self, secret: str) -> None:
+        """One more username to keep out of messages (the one pairing just got)."""
+        self._secrets.append(secret)
+
     def redact(self, text: str) -> str:
-        return text.replace(self._username, "***") if self._username else text
+        for secret in (self._username, *self._secrets):
+            text = text.replace(secret, "***") if secret else text
+        return text
 
     def fence(self, what: str, budget_s: float) -> DeviceError:
         """An earlier request to the same lights (given up on) has still not returned."""
@@ -62,6 +69,8 @@ class BridgeErrors:
     def __call__(self, what: str, exc: BaseException) -> DeviceError:
         if isinstance(exc, RateLimited):
             return RateLimited(exc.message, exc.retry_after_s)
+        if isinstance(exc, IdentityError):
+            return IdentityError(exc.message)
         if isinstance(exc, DeviceError):  # a copy: the original becomes its cause
             return DeviceError(exc.device, exc.message, code=exc.code)
         if isinstance(exc, TimeoutError):
@@ -75,26 +84,39 @@ class BridgeErrors:
 class Transport:
     """How to reach one bridge over http.client; shared by the worker threads.
 
-    https: True for bridges that only serve HTTPS (Hue Bridge Pro), False for plain HTTP, "auto"
-    to try HTTP first and switch to HTTPS when the bridge refuses, resets or redirects the plain
-    request (then remembered). HTTPS skips certificate checks: bridges use self-signed certificates.
+    https: True for HTTPS only (Hue Bridge Pro), False for plain HTTP, "auto" for HTTPS first: a bridge
+    whose identity is in the config is only ever spoken to over HTTPS; one without (an old config) gets
+    plain HTTP only when it does not speak TLS at all. Every HTTPS connection is checked against the
+    identity before the request is written (see identity.py). A redirect is never followed: a followed
+    `POST /api` turns into a GET, and a redirect's target is not the bridge relaxd checked.
     """
 
-    def __init__(self, errors: BridgeErrors, https: HttpsMode) -> None:
+    def __init__(self, errors: BridgeErrors, https: HttpsMode, identity: Identity | None = None) -> None:
         if https not in ("auto", True, False):
             raise ValueError(f"https must be 'auto', True or False, not {https!r}")
         self.errors = errors
         self.host = errors.host
-        self._scheme: str | None = None if https == "auto" else ("https" if https else "http")
+        self.identity = identity if identity is not None else Identity()
+        self.verifier = Verifier(self.identity, errors.host)
+        auto = https == "auto" and not self.identity.known
+        self._scheme: str | None = None if auto else ("http" if https is False else "https")
+        self._told = False
+
+    @property
+    def scheme(self) -> str | None:
+        """The scheme in use (None: auto, not found out yet)."""
+        return self._scheme
 
     def request(self, mode: str, address: str, data: Any, on_sent: Callable[[], None]) -> Any:
         """One API request (blocking): the answer's JSON; bridge error objects and 429 raised."""
         body = None if data is None or mode in ("GET", "DELETE") else json.dumps(data).encode()
-        status, payload, retry_after_s = self._send(mode, address, body, on_sent)
+        status, payload, retry_after_s, location = self._send(mode, address, body, on_sent)
         shown = f"{mode} {self.errors.redact(address)}"
         logger.debug("hue %s -> HTTP %s", shown, status)
         if status == 429:
             raise RateLimited(f"{shown}: HTTP 429 (the bridge is rate limiting)", retry_after_s)
+        if status in _REDIRECTS:
+            raise DeviceError(DEVICE, _redirect_message(self.host, status, location), code=status)
         if status != 200:
             raise DeviceError(DEVICE, f"{shown}: HTTP {status}", code=status)
         try:
@@ -110,54 +132,93 @@ class Transport:
             raise DeviceError(DEVICE, self.errors.redact(text), code=code if isinstance(code, int) else None)
         return result
 
-    def _send(
-        self, mode: str, address: str, body: bytes | None, on_sent: Callable[[], None]
-    ) -> tuple[int, bytes, float]:
+    def _send(self, mode: str, address: str, body: bytes | None, on_sent: Callable[[], None]) -> _Answer:
         scheme = self._scheme
         if scheme is not None:
             return self._send_once(scheme, mode, address, body, on_sent)
         try:
-            status, payload, retry_after_s = self._send_once("http", mode, address, body, on_sent)
-        except _TRY_HTTPS_AFTER as exc:
-            logger.info("hue bridge %s refused plain HTTP (%s); trying HTTPS", self.host, type(exc).__name__)
-        else:
-            if status not in _REDIRECTS:
+            result = self._send_once("https", mode, address, body, on_sent)
+        except (NoTls, ConnectionRefusedError) as exc:
+            logger.info("hue bridge %s does not speak HTTPS (%s); trying plain HTTP", self.host, type(exc).__name__)
+            result = self._send_once("http", mode, address, body, on_sent)
+            if result[0] not in _REDIRECTS:
                 self._scheme = "http"
-                return status, payload, retry_after_s
-            logger.info("hue bridge %s redirects plain HTTP; trying HTTPS", self.host)
-        result = self._send_once("https", mode, address, body, on_sent)
+                logger.warning(
+                    "hue bridge %s speaks plain HTTP only: its username crosses the network unencrypted", self.host
+                )
+            return result
         self._scheme = "https"
         return result
 
     def _send_once(
         self, scheme: str, mode: str, address: str, body: bytes | None, on_sent: Callable[[], None]
-    ) -> tuple[int, bytes, float]:
+    ) -> _Answer:
         # A per-read timeout only; the whole request's deadline is the op's (blocking.py).
         timeout_s = self.errors.timeout_s
         connection: http.client.HTTPConnection
         if scheme == "https":
-            connection = http.client.HTTPSConnection(self.host, timeout=timeout_s, context=_bridge_tls_context())
+            connection = http.client.HTTPSConnection(self.host, timeout=timeout_s, context=self.verifier.context())
         else:
             connection = http.client.HTTPConnection(self.host, timeout=timeout_s)
         headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
+            if isinstance(connection, http.client.HTTPSConnection):
+                self._connect_checked(connection)
             connection.request(mode, address, body=body, headers=headers)
             on_sent()
             response = connection.getresponse()
             payload = response.read()
             retry_after = response.getheader("Retry-After") or ""
+            location = response.getheader("Location") or ""
         finally:
             connection.close()
         retry_after_s = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else RETRY_AFTER_429_S
-        return response.status, payload, min(retry_after_s, MAX_RETRY_AFTER_S)
+        return response.status, payload, min(retry_after_s, MAX_RETRY_AFTER_S), location
+
+    def _connect_checked(self, connection: http.client.HTTPSConnection) -> None:
+        """The TLS handshake, then the identity check: nothing is written before both passed."""
+        try:
+            connection.connect()
+        except ssl.SSLCertVerificationError as exc:
+            raise IdentityError(
+                f"the certificate of the bridge at {self.host} is not signed by a Hue bridge CA "
+                f"({exc.verify_message}); nothing was sent to it"
+            ) from exc
+        except (ssl.SSLError, ConnectionResetError) as exc:
+            if ssl_error_means_no_tls(exc):
+                raise NoTls(f"the bridge at {self.host} does not speak HTTPS ({type(exc).__name__})") from exc
+            raise
+        sock = connection.sock
+        self.verifier.check(sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None)
+        if not self.identity.verify and not self._told:
+            self._told = True
+            logger.warning(
+                "hue bridge %s: verify is false, its certificate is not checked: anyone on the network could "
+                "pose as it and learn its username",
+                self.host,
+            )
 
 
-def _bridge_tls_context() -> ssl.SSLContext:
-    # Bridges present self-signed certificates (Signify's own CA, CN = bridge id): no CA checks.
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+# (HTTP status, body, seconds to wait after a 429, Location header)
+_Answer = tuple[int, bytes, float, str]
+
+
+class NoTls(DeviceError):
+    """The other end answered the TLS handshake with something that is not TLS."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(DEVICE, message)
+
+
+def _redirect_message(host: str, status: int, location: str) -> str:
+    target = urlsplit(location)
+    # Only scheme and host: the path would carry the username.
+    where = f" to {target.scheme}://{target.netloc}/" if target.scheme and target.netloc else ""
+    return (
+        f"the bridge at {host} answers with a redirect (HTTP {status}{where}), which relaxd never follows: "
+        "a bridge that serves HTTPS only does this to plain HTTP. Set `https: true` (or `auto`) for it "
+        "and pair over HTTPS"
+    )
 
 
 class PhueBridge(phue.Bridge):  # type: ignore[misc]

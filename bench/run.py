@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-BENCHES = ("footprint", "latency", "timing", "restore", "scale", "threads", "shutdown")
+BENCHES = ("footprint", "latency", "timing", "restore", "scale", "threads", "shutdown", "breath")
 EXTRAS = ("diagnose",)  # only when asked for with --only
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller samples and windows (under 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller samples and windows (under 7 minutes)")
     parser.add_argument("--only", action="append", choices=BENCHES + EXTRAS, help="run only these benchmarks")
     parser.add_argument("--hue-latency-ms", type=float, default=25.0, help="simulated Hue request latency")
     parser.add_argument("--sonos-latency-ms", type=float, default=15.0, help="simulated Sonos request latency")

@@ -7,6 +7,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from relaxd.core.breath_budget import BreathBudget
 from relaxd.core.engine import RoomEngine
 from relaxd.core.events import Command
 from relaxd.core.ports import MusicSource
@@ -41,8 +42,18 @@ ROUTINE = Routine.model_validate(
 
 
 class Rig:
-    def __init__(self, *, lights: bool = True, speaker: bool = True, max_volume: int = 30) -> None:
-        self.clock = FakeClock()
+    def __init__(
+        self,
+        *,
+        lights: bool = True,
+        speaker: bool = True,
+        max_volume: int = 30,
+        clock: FakeClock | None = None,
+        budget: BreathBudget | None = None,
+        room_id: str = "bedroom",
+        routines: dict[str, Routine] | None = None,
+    ) -> None:
+        self.clock = clock or FakeClock()
         self.bus = RecordingBus()
         self.store = MemoryStore()
         self.lights = FakeLights()
@@ -50,7 +61,7 @@ class Rig:
         self.original_lights = copy.deepcopy(self.lights.state)
         self.original_speaker = copy.deepcopy(self.speaker.state)
         self.room = Room(
-            "bedroom",
+            room_id,
             self.store,
             lights=self.lights if lights else None,
             speaker=self.speaker if speaker else None,
@@ -62,9 +73,11 @@ class Rig:
             self.room,
             self.bus,
             self.clock,
-            {**builtin_routines(), "test": ROUTINE},
+            {**builtin_routines(), "test": ROUTINE, **(routines or {})},
             default_routine="test",
             retry_every_s=10.0,
+            breath_budget=budget,
+            breath_topic=f"relaxd/{room_id}/breath",
         )
         self.task: asyncio.Task[None] | None = None
 

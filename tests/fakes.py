@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from relaxd.core.ports import DeviceError, LightScene, MusicSource, RestoreReport, SnapshotData
+from relaxd.core.ports import DeviceError, EdgeCost, LightScene, MusicSource, RestoreReport, SnapshotData
 
 
 async def settle(rounds: int = 30) -> None:
@@ -121,6 +121,8 @@ class FakeLights(FakeDevice):
     def __init__(self) -> None:
         super().__init__()
         self.state: dict[str, Any] = {"1": {"on": True, "bri": 254, "ct": 250}, "2": {"on": False, "bri": 10}}
+        # One light command a light a breath edge, on a bridge of its own that takes 10 a second.
+        self.costs: list[EdgeCost] = [EdgeCost("fake bridge lights", 2, 10, 1.0)]
 
     async def snapshot(self) -> SnapshotData:
         await self._call("snapshot")
@@ -130,6 +132,9 @@ class FakeLights(FakeDevice):
         await self._call("apply", scene)
         for light in self.state.values():
             light.update(on=True, bri=scene.bri_254, ct=scene.ct_mired)
+
+    def edge_cost(self) -> list[tuple[str, int, int, float]]:
+        return list(self.costs)
 
     async def restore(self, snapshot: SnapshotData) -> RestoreReport:
         await self._call("restore", snapshot)

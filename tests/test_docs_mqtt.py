@@ -42,6 +42,7 @@ def test_every_topic_relaxd_uses_is_in_the_topic_table() -> None:
         topics.routine_set("<room>"),
         topics.request("<verb>"),
         topics.response("<verb>"),
+        topics.breath("<room>"),
     }
     daemon_event = getattr(topics, "daemon_event", None)
     if daemon_event is not None:

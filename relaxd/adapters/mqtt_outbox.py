@@ -65,8 +65,12 @@ class Outbox:
         qos: int = 1,
         properties: Properties | None = None,
     ) -> mqtt.MQTTMessageInfo | None:
-        """Publish now, or queue in paho while the broker is away (QoS 1, up to max_queued); never raises."""
+        """Publish now, or queue in paho while the broker is away (QoS 1, up to max_queued); never raises.
+        A QoS 0 message (a breath edge) is worth only its moment: while the broker is away it is dropped."""
         offline = not connected
+        if offline and qos == 0:
+            log.debug("MQTT broker away; dropped a QoS 0 message on %s", topic)
+            return None
         if offline and qos > 0:
             if self.queued_offline >= self.max_queued:
                 log.warning(
@@ -83,7 +87,7 @@ class Outbox:
             log.exception("MQTT publish on %s failed", topic)
             return None
         if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:
-            log.warning("MQTT broker away; dropped a QoS 0 message on %s", topic)
+            log.debug("MQTT broker just went away; dropped a QoS 0 message on %s", topic)
             return None
         if offline:
             log.debug("MQTT broker away; message on %s queued until reconnect", topic)

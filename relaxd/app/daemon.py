@@ -21,6 +21,7 @@ from relaxd.app.announce import Announcer
 from relaxd.app.health import check_devices, feed_watchdog
 from relaxd.app.router import Router
 from relaxd.app.supervisor import Supervisor
+from relaxd.core.breath_budget import BreathBudget
 from relaxd.core.config import Settings
 from relaxd.core.configfile import all_routines
 from relaxd.core.engine import RoomEngine
@@ -88,6 +89,7 @@ class Daemon:
         store = FileSnapshotStore(self.settings.state_dir, self.calls)
         records = FileRoomRecords(self.settings.state_dir, self.calls)
         self.bus = self._bus_factory(self) if self._bus_factory is not None else self._mqtt_bus()
+        breaths = BreathBudget(self.clock)  # one for every room: rooms on one bridge share its limits
         for room_id, room_cfg in self.settings.rooms.items():
             lights, speaker = devices[room_id]
             room = Room(
@@ -108,6 +110,8 @@ class Daemon:
                 default_routine=room_cfg.routine,
                 retry_every_s=self.settings.retry_every,
                 seq_store=records,
+                breath_budget=breaths,
+                breath_topic=self.topics.breath(room_id),
             )
         self.schedules = self._schedule_runner()
         announcer = Announcer(self.settings, self.topics, self.bus, sorted(self.routines))

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from relaxd.adapters.clock import SystemClock
 from relaxd.app.daemon import Daemon
-from relaxd.app.demo_view import Screen, bar, describe_light, light_states, report, speaker_state
+from relaxd.app.demo_view import Screen, bar, describe_breath, describe_light, light_states, report, speaker_state
 from relaxd.core.config import Settings
 from relaxd.core.configfile import all_routines
 from relaxd.core.routines import builtin_routines
@@ -55,6 +55,8 @@ class Follower:
                     self.online.set()
             elif msg.topic.endswith("/event"):
                 self.events.put(json.loads(msg.payload))
+            elif msg.topic.endswith("/breath"):
+                self.events.put({"breath": json.loads(msg.payload)})  # redraws the progress line
             elif msg.topic.endswith("/state"):
                 self.state = json.loads(msg.payload)
         except ValueError:
@@ -270,17 +272,23 @@ def _follow(
 ) -> dict[str, Any] | None:
     """Show MQTT events and progress until room_restored or restore_failed (or the deadline)."""
     started = time.monotonic()
+    breath: dict[str, Any] | None = None  # the last breath edge of the phase
     while time.monotonic() - started < deadline_s:
         try:
             event: dict[str, Any] | None = follower.events.get(timeout=0.2)
         except queue.Empty:
             event = None
+        first_breath = False
+        if event is not None and "breath" in event:
+            first_breath, breath, event = breath is None, event["breath"], None
         if event is not None:
             name = event.get("event")
             detail = {
                 k: event[k] for k in ("phase", "technique", "intensity", "reason", "device", "cues") if event.get(k)
             }
             screen.line(f"  mqtt event {name:<18} {json.dumps(detail) if detail else ''}".rstrip())
+            if name == "phase_started":
+                breath = None
             if name == "phase_started" and event.get("phase_index") == 1:
                 time.sleep(0.3)  # let the first fades settle before sampling the room "during"
                 during.update(lights=light_states(hue), speaker=speaker_state(sonos))
@@ -296,6 +304,7 @@ def _follow(
                 f"{bar(elapsed_s / total_s)} {format_duration(max(0, round(elapsed_s)))}/"
                 f"{format_duration(round(total_s))} phase {state['phase_index'] + 1}/"
                 f"{state['phase_count']} {state['phase']:<18} lights: {lights}; "
-                f"volume {sonos.state().volume}"
+                f"volume {sonos.state().volume}{describe_breath(breath)}",
+                now=first_breath,
             )
     return None

@@ -42,6 +42,16 @@ def describe_light(state: dict[str, Any]) -> str:
     return f"on {round(state['bri'] * 100 / 254)}%{colour}"
 
 
+def describe_breath(edge: dict[str, Any] | None) -> str:
+    """The breath as the progress line shows it: `; breathe in 4s (lights follow)`, or nothing."""
+    if edge is None:
+        return ""
+    words = {"inhale": "breathe in", "hold": "hold", "exhale": "breathe out", "rest": "rest"}
+    step = words.get(str(edge.get("breath")), str(edge.get("breath")))
+    lights = " (lights follow)" if edge.get("lights") else ""
+    return f"; {step} {edge.get('duration_s', 0):g}s{lights}"
+
+
 def describe_speaker(state: dict[str, Any]) -> str:
     kind = "queue" if str(state["uri"]).startswith("x-rincon-queue:") else "radio"
     return f"{state['transport_state'].lower()} vol {state['volume']}, {kind} track {state['track']}"
@@ -69,12 +79,13 @@ class Screen:
             self.out.write(self._status)
         self.out.flush()
 
-    def status(self, text: str) -> None:
+    def status(self, text: str, *, now: bool = False) -> None:
+        """Redraw the line; in a pipe, a line every 5 s (now: at once, e.g. the breath's first edge)."""
         if self.tty:
             self._status = text
             self.out.write("\r\x1b[2K" + text)
             self.out.flush()
-        elif time.monotonic() - self._last_plain >= 5.0:
+        elif now or time.monotonic() - self._last_plain >= 5.0:
             self._last_plain = time.monotonic()
             self.out.write(text + "\n")
             self.out.flush()

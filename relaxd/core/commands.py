@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from relaxd.core.breath_pacer import BreathPacer
 from relaxd.core.events import DEFAULT_EXTEND_MINUTES, Command, Transaction, excerpt, iso_utc
 from relaxd.core.lifecycle import PUBLIC, LifeState, decide
 from relaxd.core.ports import Clock, SeqStore
@@ -26,6 +27,7 @@ class SessionCommands(RoomLoop):
     routines: dict[str, Any]
     selected_routine: str
     room: Room
+    breath: BreathPacer
     _work: Any
     _stopping: bool
     _next_restore: float | None
@@ -105,6 +107,7 @@ class SessionCommands(RoomLoop):
     def _do_pause(self, cmd: Command) -> None:
         assert self.session is not None
         self.session.pause(self.clock.monotonic())
+        self.breath.pause(self.clock.monotonic())  # the breath is held where it is
         self.life = "paused"
         self._emit("session_paused", {**self._phase_fields(), "transaction": cmd.transaction})
         self._publish_state()
@@ -112,6 +115,7 @@ class SessionCommands(RoomLoop):
     def _do_resume(self, cmd: Command) -> None:
         assert self.session is not None
         self.session.resume(self.clock.monotonic())
+        self.breath.resume(self.clock.monotonic())
         self.life = "running"
         self._emit("session_resumed", {**self._phase_fields(), "transaction": cmd.transaction})
         self._publish_state()

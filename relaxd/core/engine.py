@@ -8,6 +8,8 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
+from relaxd.core.breath_budget import BreathBudget
+from relaxd.core.breath_pacer import BreathPacer
 from relaxd.core.commands import SessionCommands
 from relaxd.core.events import Command, Transaction
 from relaxd.core.lifecycle import PUBLIC, LifeState
@@ -35,6 +37,8 @@ class RoomEngine(SessionCommands):
         default_routine: str = "classic",
         retry_every_s: float = 10.0,
         seq_store: SeqStore | None = None,
+        breath_budget: BreathBudget | None = None,
+        breath_topic: str | None = None,
     ) -> None:
         super().__init__(f"room {room.room_id}", clock)
         self.room = room
@@ -44,6 +48,7 @@ class RoomEngine(SessionCommands):
         self.retry_every_s = retry_every_s
         self.records = seq_store
         self.report_to = Reporter(room.room_id, bus, clock, seq_store, self._spawn)
+        self.breath = BreathPacer(room, bus, clock, breath_budget or BreathBudget(clock), breath_topic)
         self.life: LifeState = "idle"
         self.session: Session | None = None
         self.next_session_at: datetime | None = None
@@ -102,8 +107,7 @@ class RoomEngine(SessionCommands):
         if kind == "command":
             self._command(value)
         elif kind == "reject":
-            reason, transaction = value
-            self._emit("command_rejected", {"reason": reason, "transaction": transaction})
+            self._emit("command_rejected", dict(zip(("reason", "transaction"), value, strict=True)))
         elif kind == "select":
             self._select(value)
         elif kind == "next_session_at":
@@ -140,9 +144,7 @@ class RoomEngine(SessionCommands):
         due = [t for t in (self._next_retry, self._next_restore) if t is not None]
         s = self.session
         if s is not None and self.life == "running" and not self._stopping:
-            due.append(s.phase_end(s.phase_index))
-            if s.next_check_in is not None:
-                due.append(s.next_check_in)
+            due += [t for t in (s.phase_end(s.phase_index), s.next_check_in, self.breath.due_at()) if t is not None]
         return max(0.0, min(due) - self.clock.monotonic()) if due else None
 
     def _advance(self) -> None:
@@ -159,6 +161,7 @@ class RoomEngine(SessionCommands):
                 self._enter_phase(index)
             if s.check_in_due(now):
                 self._emit("check_in", self._phase_fields())
+            self.breath.fire(now)
         if self._next_retry is not None and now >= self._next_retry:
             self._next_retry = None
             self._spawn_check(self.room.retry(), then_retry=True)
@@ -177,11 +180,13 @@ class RoomEngine(SessionCommands):
         self._emit("phase_started", {**self._phase_fields(), "transaction": transaction})
         self._publish_state()
         self.room.apply(s.phase, index)
+        self.breath.begin(s.phase, s.phase_end(index - 1) if index else s.start_mono)  # edges on the plan
 
     def _begin_restore(self) -> None:
         if self._checking is not None:
             self._checking.cancel()  # a retry must not bring a scene back while the room is given back
         self._restoring_id = self.session.session_id if self.session else self.room.session_id
+        self.breath.end()
         self.life = "restoring"
         self._next_retry = None  # restore retries have their own back-off
         self._next_restore = None
@@ -233,12 +238,9 @@ class RoomEngine(SessionCommands):
         await self._load_choice()
         if await self.room.load_leftover():
             meta = self.room.meta
+            what = (meta.get("session_id"), meta.get("routine"), meta.get("phase"))
             log.warning(
-                "room %s: session %s (%s) ended by a crash in phase %s; restoring the room",
-                self.room_id,
-                meta.get("session_id"),
-                meta.get("routine"),
-                meta.get("phase"),
+                "room %s: session %s (%s) ended by a crash in phase %s; restoring the room", self.room_id, *what
             )
             self._emit("session_stopped", crashed_fields(meta, self.routines))
             self._begin_restore()

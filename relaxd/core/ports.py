@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 # JSON-able data as the adapters capture it; persisted in the room snapshot file.
 SnapshotData = dict[str, Any]
@@ -56,6 +56,17 @@ class RestoreReport:
     unrestorable: dict[str, str] = field(default_factory=dict)
 
 
+class EdgeCost(NamedTuple):
+    """What one breath edge costs a room's lights under one rate limit: `commands` counted against at
+    most `limit` commands in any `window_s` (real seconds), shared by every room with the same `key`
+    (a bridge and a kind of command)."""
+
+    key: str
+    commands: int
+    limit: int
+    window_s: float
+
+
 class Lights(Protocol):
     """A room's lights. Every method raises DeviceError on any failure and may be cancelled at any await:
     a cancelled call sends nothing more, and nothing it sent can reach the bridge after a later call."""
@@ -74,6 +85,11 @@ class Lights(Protocol):
 
     async def check(self) -> None:
         """Cheap reachability probe; raises DeviceError when the lights cannot be reached."""
+        ...
+
+    def edge_cost(self) -> list[tuple[str, int, int, float]]:
+        """What one apply() of a breath edge costs (commands, not reads), as EdgeCost
+        tuples, one per rate limit it counts against; no I/O, known once snapshot() has run."""
         ...
 
 

@@ -25,6 +25,7 @@ _FILE = "snapshot file"  # the scene work's key for a write of the snapshot file
 T = TypeVar("T")
 # emit(event_name, fields) -> None: how the room reports device events to its engine (on the loop).
 Emit = Callable[[str, dict[str, Any]], None]
+Work = Callable[[], Awaitable[None]]  # one call on a device, e.g. a breath edge
 
 
 class SnapshotNotSaved(Exception):
@@ -75,6 +76,7 @@ class Room:
         self._music_started = False
         self._needs_apply: set[str] = set()
         self._work: dict[str, asyncio.Task[None]] = {}
+        self._edges: set[str] = set()  # devices whose current work is a breath edge, not the phase's scene
         self.leftover_problem: str | None = None  # a leftover snapshot that could not be used
 
     @property
@@ -176,25 +178,26 @@ class Room:
 
     def _start_work(self, names: list[str]) -> None:
         for name in names:
+            self._edges.discard(name)
             previous = self._work.get(name)
             if previous is not None:
                 previous.cancel()
             self._work[name] = asyncio.create_task(self._work_on(name, previous), name=f"{self.room_id} {name}")
 
-    async def _work_on(self, name: str, previous: asyncio.Task[None] | None) -> None:
+    async def _work_on(self, name: str, previous: asyncio.Task[None] | None, edge: Work | None = None) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)  # cancelled: ends at its next await
         phase = self._phase
         if phase is None:
             return
-        result = await self._guarded(name, lambda: self._apply_one(name, phase))
+        result = await self._guarded(name, edge or (lambda: self._apply_one(name, phase)))
         error = result if isinstance(result, DeviceError) else None
         self._mark(name, error)
-        if error is None:
+        if error is None and edge is None:
             self._needs_apply.discard(name)
 
     async def _apply_one(self, name: str, phase: Phase) -> None:
-        if name == "lights" and phase.lights is not None and self.lights is not None:
+        if name == "lights" and phase.lights is not None and phase.breathing is None and self.lights is not None:
             await self.lights.apply(phase.lights.scene(self.speed))
         elif name == "speaker" and phase.music is not None and self.speaker is not None:
             volume = min(phase.music.volume, self.max_volume)
@@ -205,10 +208,31 @@ class Room:
             else:
                 await self.speaker.set_volume(volume, ramp_s)
 
+    def takes_part(self, name: str) -> bool:
+        """Whether the device is in the session (snapshotted) and online."""
+        return name in self._pending and self.online[name]
+
+    def breath_edge(self, name: str, call: Work, *, is_scene: bool = False) -> bool:
+        """One breath edge on a device in place of its last one (a late edge is worth nothing once the
+        next is due); is_scene: the edge is the breathing phase's scene there (the lights). False, nothing
+        sent, while the device is away, or (not is_scene) still busy with the phase's own work."""
+        current = self._work.get(name)
+        busy = current is not None and not current.done() and name not in self._edges
+        if not self.takes_part(name) or (busy and not is_scene):
+            return False
+        if current is not None:
+            current.cancel()
+        if is_scene:
+            self._needs_apply.discard(name)
+        self._edges.add(name)
+        self._work[name] = asyncio.create_task(self._work_on(name, current, call), name=f"{self.room_id} {name} breath")
+        return True
+
     async def stop_work(self) -> None:
         """Cancel the scene work; returns once none of it can send anything more."""
         tasks = list(self._work.values())
         self._work.clear()
+        self._edges.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

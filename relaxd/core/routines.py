@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from relaxd.core.breath import PhaseBreathing
 from relaxd.core.ports import LightScene
+from relaxd.core.routines_guide import BREATHE, LOWER_BACK, SHOULDERS
 from relaxd.core.units import (
     Duration,
     Kelvin,
@@ -67,6 +69,11 @@ class Phase(_Strict):
     intensity: float = Field(default=0.5, ge=0, le=1, description="How vigorous the phase is, 0..1.")
     lights: PhaseLights | None = Field(default=None, description="Light scene; none keeps the lights.")
     music: PhaseMusic | None = Field(default=None, description="Music volume; none keeps the volume.")
+    breathing: PhaseBreathing | None = Field(
+        default=None,
+        description="Pace the lights (and the volume) to a slow breath; the breath sets the lights' brightness, "
+        "`lights` give its colour.",
+    )
     cues: dict[str, Any] = Field(
         default_factory=dict, description="Free-form hints for other devices (table heat, diffuser...)."
     )
@@ -75,6 +82,8 @@ class Phase(_Strict):
     def _positive(self) -> Phase:
         if self.duration <= 0:
             raise ValueError("duration must be longer than 0s")
+        if self.breathing is not None and self.breathing.volume_swell and self.music is None:
+            raise ValueError("breathing.volume_swell needs the phase's music (the volume it swells from)")
         return self
 
     @property
@@ -220,7 +229,8 @@ _QUICK = {
 
 def builtin_routines() -> dict[str, Routine]:
     """The built-in routines, freshly built (routines are immutable, but the dict is the caller's)."""
-    return {"classic": Routine.model_validate(_CLASSIC), "quick": Routine.model_validate(_QUICK)}
+    data = {"classic": _CLASSIC, "quick": _QUICK, "breathe": BREATHE, "shoulders": SHOULDERS, "lower_back": LOWER_BACK}
+    return {name: Routine.model_validate(routine) for name, routine in data.items()}
 
 
 def describe(routines: dict[str, Routine]) -> str:
@@ -233,9 +243,14 @@ def describe(routines: dict[str, Routine]) -> str:
             scene = ""
             if phase.lights is not None:
                 colour = f" {phase.lights.color_temp}K" if phase.lights.color_temp else ""
-                scene = f"lights {phase.lights.brightness:g}%{colour}"
+                bri = "" if phase.breathing else f" {phase.lights.brightness:g}%"
+                scene = f"lights{bri}{colour}"
             if phase.music is not None:
                 scene += f"{', ' if scene else ''}volume {phase.music.volume}"
+            if phase.breathing is not None:
+                scene += f"{', ' if scene else ''}{phase.breathing.describe()}"
+            if "focus" in phase.cues:
+                scene += f"{', ' if scene else ''}focus {phase.cues['focus']}"
             lines.append(
                 f"  {i}. {phase.name:<20} {format_duration(phase.duration):>6}  "
                 f"{phase.technique_name:<11} intensity {phase.intensity:.1f}  {scene}".rstrip()

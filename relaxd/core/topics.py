@@ -60,6 +60,10 @@ class Topics:
     def event(self, room: str) -> str:
         return f"{self.base}/{room}/event"
 
+    def breath(self, room: str) -> str:
+        """Each breath edge of a breathing phase (QoS 0, not retained), for followers that pace themselves."""
+        return f"{self.base}/{room}/breath"
+
     @property
     def daemon_event(self) -> str:
         """Events about no room of the config, e.g. a command for a room relaxd does not have."""

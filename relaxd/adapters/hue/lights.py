@@ -85,8 +85,9 @@ class HueLights:
             if skipped:
                 logger.info("hue: skipping unreachable lights %s", ", ".join(skipped))
             group_id = self._exact_group(groups, set(infos)) if len(targets) == len(infos) else None
-            if group_id is not None:
-                await self._apply_group(group_id, targets, scene, lights)
+            body = group_body(targets, scene) if group_id is not None else None
+            if group_id is not None and body is not None:
+                await self._apply_group(group_id, targets, body, scene, lights)
                 return
             steps = [(info.light_id, info.name, fit_scene(info, scene)) for info in targets]
             failures = await self._send(steps, lights, scene.transition_s)
@@ -174,10 +175,15 @@ class HueLights:
         return {i: (name, exc) for (i, name, _), exc in zip(steps, results, strict=True) if exc is not None}
 
     async def _apply_group(
-        self, group_id: int, targets: list[LightInfo], scene: LightScene, lights: dict[str, Any]
+        self,
+        group_id: int,
+        targets: list[LightInfo],
+        body: dict[str, Any],
+        scene: LightScene,
+        lights: dict[str, Any],
     ) -> None:
         try:
-            await self._bridge.set_group(group_id, [int(i.light_id) for i in targets], group_body(targets, scene))
+            await self._bridge.set_group(group_id, [int(i.light_id) for i in targets], body)
         except (DeviceError, asyncio.CancelledError):
             for info in targets:
                 self._expected.pop(info.light_id, None)
@@ -230,6 +236,12 @@ class HueLights:
         exact.sort(key=lambda item: item[1].get("name") != self._group)
         return int(exact[0][0]) if exact else None
 
+    def edge_cost(self) -> list[tuple[str, int, int, float]]:
+        """What one breath edge costs the bridge (the Lights port; see edge_cost.py)."""
+        from relaxd.adapters.hue.edge_cost import edge_cost
+
+        return list(edge_cost(self._bridge, len(self._infos) if self._infos else len(self._names or []) or 1))
+
 
 def _restore_body(entry: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """The command that brings one light back before the switch-offs ({}: nothing to do yet)."""
@@ -246,6 +258,11 @@ def _restore_body(entry: dict[str, Any], state: dict[str, Any]) -> dict[str, Any
 
 def _reachable(data: dict[str, Any] | None) -> bool:
     return data is not None and data.get("state", {}).get("reachable", True) is not False
+
+
+def check_snapshot(snapshot: SnapshotData) -> None:
+    """SnapshotUnusable unless HueLights.restore() can use snapshot."""
+    _entries(snapshot)
 
 
 def _entries(snapshot: SnapshotData) -> dict[str, dict[str, Any]]:

@@ -77,11 +77,11 @@ def settings_for(main: HueBridgeSim, annex: HueBridgeSim, **annex_extra: Any) ->
 
 
 def test_the_single_bridge_form_is_still_valid_and_is_called_main() -> None:
-    hue = HueConfig.model_validate({"host": "192.168.1.2", "username": "u", "fingerprint": "ab" * 32})
+    hue = HueConfig.model_validate({"host": "127.0.0.1:8443", "username": "u", "fingerprint": "ab" * 32})
     ((name, bridge),) = hue.bridge_settings().items()
     assert (name, bridge.host, bridge.https, bridge.timeout, bridge.verify) == (
         "main",
-        "192.168.1.2",
+        "127.0.0.1:8443",
         "auto",
         5.0,
         True,

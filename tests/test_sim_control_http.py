@@ -81,21 +81,11 @@ def test_a_control_server_binds_loopback_only_and_nothing_before_start(hue: HueB
         with socket.create_connection(("127.0.0.1", server.port), timeout=5):
             pass
         assert server.url == f"http://127.0.0.1:{server.port}/"
-        other = [a for a in _local_addresses() if a != "127.0.0.1"]
-        for address in other[:1]:
-            with pytest.raises(OSError):
-                socket.create_connection((address, server.port), timeout=2).close()
+        # Bound to loopback only: no other interface of this machine can reach it (checked on the
+        # listening socket itself, so the test needs no address but 127.0.0.1).
+        assert server._server is not None and server._server.socket.getsockname() == ("127.0.0.1", server.port)
     with pytest.raises(ValueError, match="speaker name"):
         ControlServer(None, {"a/b": SonosSpeakerSim()})
-
-
-def _local_addresses() -> list[str]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("10.255.255.255", 1))  # no packet is sent: it only picks the interface
-            return [probe.getsockname()[0]]
-        except OSError:
-            return []
 
 
 # -- strict input, one JSON answer per request ---------------------------------------------------------

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relaxd.core.breath import PhaseBreathing
 from relaxd.core.ports import LightScene
-from relaxd.core.routines_guide import BREATHE, LOWER_BACK, SHOULDERS
+from relaxd.core.routines_guide import BREATHE, LOWER_BACK, SHOULDERS, phase_data
 from relaxd.core.units import (
     Duration,
     Kelvin,
@@ -114,98 +114,87 @@ class Routine(_Strict):
         return sum(p.duration for p in self.phases)
 
 
-def _phase(
-    name: str,
-    technique: str,
-    duration: str,
-    intensity: float,
-    bri: str,
-    kelvin: str,
-    transition: str,
-    volume: int,
-    ramp: str,
-    **cues: Any,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "technique": technique,
-        "duration": duration,
-        "intensity": intensity,
-        "lights": {"brightness": bri, "color_temp": kelvin, "transition": transition},
-        "music": {"volume": volume, "ramp": ramp},
-        "cues": cues,
-    }
-
-
 # The arc of a classic back massage: settle, warm up with gliding strokes, knead, work tension
 # points, wake the muscles with rhythm (a little brighter), then a calm, dim, quiet finish.
 _CLASSIC = {
     "description": "A classic back massage of about an hour.",
     "check_in_every": "15m",
     "phases": [
-        _phase("settle", "rest", "5m", 0.1, "40%", "2400K", "20s", 12, "30s", table_heat="warm", diffuser="on"),
-        _phase(
+        phase_data(
+            "settle",
+            "rest",
+            "5m",
+            0.1,
+            "40%",
+            "2400K",
+            12,
+            transition="20s",
+            ramp="30s",
+            table_heat="warm",
+            diffuser="on",
+        ),
+        phase_data(
             "effleurage",
             "effleurage",
             "10m",
             0.3,
             "35%",
             "2200K",
-            "20s",
             14,
-            "20s",
+            transition="20s",
+            ramp="20s",
             table_heat="warm",
             stroke="long gliding",
         ),
-        _phase(
+        phase_data(
             "petrissage",
             "petrissage",
             "15m",
             0.6,
             "30%",
             "2200K",
-            "20s",
             14,
-            "10s",
+            transition="20s",
+            ramp="10s",
             table_heat="warm",
             stroke="kneading",
         ),
-        _phase(
+        phase_data(
             "friction",
             "friction",
             "12m",
             0.8,
             "30%",
             "2300K",
-            "20s",
             12,
-            "10s",
+            transition="20s",
+            ramp="10s",
             table_heat="warm",
             stroke="circular, on tension points",
         ),
-        _phase(
+        phase_data(
             "tapotement",
             "tapotement",
             "8m",
             0.7,
             "45%",
             "2700K",
-            "10s",
             16,
-            "10s",
+            transition="10s",
+            ramp="10s",
             table_heat="warm",
             stroke="rhythmic tapping",
         ),
-        _phase(
+        phase_data(
             "calming_effleurage",
             "effleurage",
             "10m",
             0.2,
             "15%",
             "2000K",
-            "30s",
             8,
-            "30s",
+            transition="30s",
+            ramp="30s",
             table_heat="low",
             diffuser="off",
             stroke="slow gliding",
@@ -217,12 +206,31 @@ _QUICK = {
     "description": "The same arc in about twenty minutes.",
     "check_in_every": "5m",
     "phases": [
-        _phase("settle", "rest", "2m", 0.1, "40%", "2400K", "10s", 12, "15s", table_heat="warm"),
-        _phase("effleurage", "effleurage", "4m", 0.3, "35%", "2200K", "10s", 14, "10s", table_heat="warm"),
-        _phase("petrissage", "petrissage", "5m", 0.6, "30%", "2200K", "10s", 14, "10s", table_heat="warm"),
-        _phase("friction", "friction", "3m", 0.8, "30%", "2300K", "10s", 12, "10s", table_heat="warm"),
-        _phase("tapotement", "tapotement", "2m", 0.7, "45%", "2700K", "5s", 16, "5s", table_heat="warm"),
-        _phase("calming_effleurage", "effleurage", "4m", 0.2, "15%", "2000K", "20s", 8, "20s", table_heat="low"),
+        phase_data("settle", "rest", "2m", 0.1, "40%", "2400K", 12, transition="10s", ramp="15s", table_heat="warm"),
+        phase_data(
+            "effleurage", "effleurage", "4m", 0.3, "35%", "2200K", 14, transition="10s", ramp="10s", table_heat="warm"
+        ),
+        phase_data(
+            "petrissage", "petrissage", "5m", 0.6, "30%", "2200K", 14, transition="10s", ramp="10s", table_heat="warm"
+        ),
+        phase_data(
+            "friction", "friction", "3m", 0.8, "30%", "2300K", 12, transition="10s", ramp="10s", table_heat="warm"
+        ),
+        phase_data(
+            "tapotement", "tapotement", "2m", 0.7, "45%", "2700K", 16, transition="5s", ramp="5s", table_heat="warm"
+        ),
+        phase_data(
+            "calming_effleurage",
+            "effleurage",
+            "4m",
+            0.2,
+            "15%",
+            "2000K",
+            8,
+            transition="20s",
+            ramp="20s",
+            table_heat="low",
+        ),
     ],
 }
 

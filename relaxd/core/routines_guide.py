@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 
-def _phase(
-    name: str, technique: str, duration: str, intensity: float, bri: str, kelvin: str, volume: int, **more: Any
+def phase_data(
+    name: str,
+    technique: str,
+    duration: str,
+    intensity: float,
+    bri: str,
+    kelvin: str,
+    volume: int,
+    *,
+    transition: str = "20s",
+    ramp: str = "20s",
+    breathing: dict[str, Any] | None = None,
+    **cues: Any,
 ) -> dict[str, Any]:
-    """One phase as config data; `more` takes transition, ramp and breathing, and the rest are its cues."""
-    transition, ramp = more.pop("transition", "20s"), more.pop("ramp", "20s")
+    """One built-in phase as config data (every built-in routine is made of these); the rest are its cues."""
     phase: dict[str, Any] = {
         "name": name,
         "technique": technique,
@@ -18,10 +28,9 @@ def _phase(
         "lights": {"brightness": bri, "color_temp": kelvin, "transition": transition},
         "music": {"volume": volume, "ramp": ramp},
     }
-    breathing = more.pop("breathing", None)
     if breathing is not None:
         phase["breathing"] = breathing
-    phase["cues"] = more
+    phase["cues"] = cues
     return phase
 
 
@@ -33,8 +42,8 @@ CALM_BREATH = {"inhale": "4s", "exhale": "6s", "brightness": ["10%", "20%"]}
 BREATHE: dict[str, Any] = {
     "description": "Guided slow breathing of about fifteen minutes: settle, six breaths a minute, a calm finish.",
     "phases": [
-        _phase("settle", "rest", "3m", 0.1, "35%", "2200K", 10, ramp="30s", diffuser="on", focus="breath"),
-        _phase(
+        phase_data("settle", "rest", "3m", 0.1, "35%", "2200K", 10, ramp="30s", diffuser="on", focus="breath"),
+        phase_data(
             "slow_breathing",
             "breathing",
             "9m",
@@ -46,7 +55,7 @@ BREATHE: dict[str, Any] = {
             focus="breath",
             guide="in through the nose for 4, out through the mouth for 6",
         ),
-        _phase(
+        phase_data(
             "calm_finish",
             "rest",
             "3m",
@@ -67,9 +76,11 @@ SHOULDERS: dict[str, Any] = {
     "description": "Upper back and shoulders (desk stiffness): longer kneading and friction there, about 40 minutes.",
     "check_in_every": "10m",
     "phases": [
-        _phase("settle", "rest", "3m", 0.1, "40%", "2400K", 12, focus="upper_back", table_heat="warm"),
-        _phase("effleurage", "effleurage", "7m", 0.3, "35%", "2200K", 14, focus="upper_back", stroke="long gliding"),
-        _phase(
+        phase_data("settle", "rest", "3m", 0.1, "40%", "2400K", 12, focus="upper_back", table_heat="warm"),
+        phase_data(
+            "effleurage", "effleurage", "7m", 0.3, "35%", "2200K", 14, focus="upper_back", stroke="long gliding"
+        ),
+        phase_data(
             "petrissage",
             "petrissage",
             "12m",
@@ -81,7 +92,7 @@ SHOULDERS: dict[str, Any] = {
             focus="upper_back",
             stroke="kneading the shoulders and the top of the back",
         ),
-        _phase(
+        phase_data(
             "friction",
             "friction",
             "10m",
@@ -93,7 +104,7 @@ SHOULDERS: dict[str, Any] = {
             focus="upper_back",
             stroke="circular, along the shoulder blades",
         ),
-        _phase(
+        phase_data(
             "calming_effleurage",
             "effleurage",
             "8m",
@@ -114,9 +125,11 @@ LOWER_BACK: dict[str, Any] = {
     "description": "The lower back: gentle, warm work beside the spine, about 35 minutes.",
     "check_in_every": "10m",
     "phases": [
-        _phase("settle", "rest", "3m", 0.1, "40%", "2400K", 12, focus="lower_back", table_heat="warm"),
-        _phase("effleurage", "effleurage", "8m", 0.3, "35%", "2200K", 14, focus="lower_back", stroke="long gliding"),
-        _phase(
+        phase_data("settle", "rest", "3m", 0.1, "40%", "2400K", 12, focus="lower_back", table_heat="warm"),
+        phase_data(
+            "effleurage", "effleurage", "8m", 0.3, "35%", "2200K", 14, focus="lower_back", stroke="long gliding"
+        ),
+        phase_data(
             "petrissage",
             "petrissage",
             "10m",
@@ -128,7 +141,7 @@ LOWER_BACK: dict[str, Any] = {
             focus="lower_back",
             stroke="kneading beside the spine",
         ),
-        _phase(
+        phase_data(
             "friction",
             "friction",
             "8m",
@@ -140,7 +153,7 @@ LOWER_BACK: dict[str, Any] = {
             focus="lower_back",
             stroke="small circles around the hips, never on the spine",
         ),
-        _phase(
+        phase_data(
             "calming_effleurage",
             "effleurage",
             "6m",
